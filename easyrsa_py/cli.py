@@ -1,0 +1,82 @@
+"""The command-line interface: `easyrsa-py`, `easyrsa` and `python -m easyrsa_py`.
+
+This module alone knows argv, stdout and exit codes. It parses easy-rsa's
+global options, builds the settings, checks the PKI, takes the lock, runs
+one command from the table in `easyrsa_py.commands`, and turns any
+EasyRSAError into a message on stderr and the error's exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from easyrsa_py.commands import COMMANDS, Context, help_text, version_text
+from easyrsa_py.console import Console
+from easyrsa_py.errors import EasyRSAError, UsageError
+from easyrsa_py.lock import PKILock
+from easyrsa_py.options import parse_command_line
+from easyrsa_py.pki import require_ca, require_pki
+from easyrsa_py.settings import build_settings
+
+logger = logging.getLogger("easyrsa_py")
+
+EXIT_INTERRUPTED = 130
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  # %(name)s: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+def _run(argv: list[str], console: Console) -> int:
+    parsed = parse_command_line(argv)
+    _configure_logging(bool(parsed.options.get("EASYRSA_VERBOSE") or os.environ.get("EASYRSA_VERBOSE")))
+    if parsed.command in ("help", ""):
+        console.output(help_text(parsed.arguments[0] if parsed.arguments else None))
+        return 0
+    if parsed.command in ("version",):
+        console.output(version_text())
+        return 0
+    command = COMMANDS.get(parsed.command)
+    if command is None:
+        raise UsageError(f"Unknown command '{parsed.command}'. Run 'easyrsa help' for the list of commands.")
+
+    options = dict(parsed.options)
+    days = options.pop("EASYRSA_ALIAS_DAYS", None)
+    if days is not None and command.days_variable:
+        options[command.days_variable] = days
+    settings = build_settings(options, os.environ, Path.cwd())
+    if settings.umask is not None:
+        os.umask(settings.umask)
+    console.batch = settings.batch
+    console.silent = settings.silent
+
+    layout = require_pki(settings.pki_dir)
+    if command.needs_ca:
+        require_ca(layout)
+    context = Context(settings=settings, layout=layout, console=console, command_name=command.name)
+    if settings.no_lockfile:
+        return command.handler(context, parsed.arguments)
+    with PKILock(layout.root):
+        return command.handler(context, parsed.arguments)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one easyrsa command and return its exit code."""
+    console = Console()
+    try:
+        return _run(sys.argv[1:] if argv is None else argv, console)
+    except EasyRSAError as error:
+        sys.stderr.write(f"\nError: {error}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("\nInterrupted.\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 1

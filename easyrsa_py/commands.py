@@ -1,0 +1,156 @@
+"""The command table: one entry per easyrsa command drives dispatch and help."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from easyrsa_py import EASYRSA_COMPAT_VERSION, __version__
+from easyrsa_py.console import Console
+from easyrsa_py.crl_text import render_crl
+from easyrsa_py.database import generate_crl, update_database
+from easyrsa_py.errors import CertificateNotFound, FileFormatError, UsageError
+from easyrsa_py.pki import PKILayout
+from easyrsa_py.revoke import normalize_reason, revoke
+from easyrsa_py.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    layout: PKILayout
+    console: Console
+    command_name: str
+
+
+Handler = Callable[[Context, list[str]], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Handler
+    usage: str
+    summary: str
+    needs_ca: bool = True
+    # The EASYRSA_* variable that `--days` sets for this command, if any.
+    days_variable: str | None = None
+
+
+def _revoke_handler(kind: str) -> Handler:
+    def handle(context: Context, arguments: list[str]) -> int:
+        command = {"issued": "revoke-issued", "expired": "revoke-expired", "renewed": "revoke-renewed"}[kind]
+        if not arguments:
+            raise UsageError(f"Missing certificate name: usage is '{command} NAME [REASON]'.")
+        if len(arguments) > 2:
+            raise UsageError(f"Unexpected argument '{arguments[2]}': usage is '{command} NAME [REASON]'.")
+        reason = normalize_reason(arguments[1]) if len(arguments) == 2 else None
+        revoke(
+            context.layout,
+            context.console,
+            command=context.command_name,
+            kind=kind,
+            name=arguments[0],
+            reason=reason,
+            passin=context.settings.passin,
+        )
+        return 0
+
+    return handle
+
+
+def _no_arguments(command: str, arguments: list[str]) -> None:
+    if arguments:
+        raise UsageError(f"Unexpected argument '{arguments[0]}': '{command}' takes no arguments.")
+
+
+def _gen_crl(context: Context, arguments: list[str]) -> int:
+    _no_arguments("gen-crl", arguments)
+    settings = context.settings
+    crl = generate_crl(context.layout, passin=settings.passin, digest=settings.digest, days=settings.crl_days)
+    context.console.notice(
+        f"Wrote the CRL with {crl.entry_count} revoked certificate(s):\n"
+        f"* {context.layout.crl_pem}\n* {context.layout.crl_der} (DER copy)\n\n"
+        f"It expires on {crl.next_update:%Y-%m-%d %H:%M:%S} UTC. After that date an OpenVPN "
+        "server that checks it rejects every new connection, so generate and install a new "
+        "CRL before then."
+    )
+    return 0
+
+
+def _show_crl(context: Context, arguments: list[str]) -> int:
+    path = context.layout.crl_pem
+    if not path.is_file():
+        raise CertificateNotFound(path, f"No CRL at {path}. Run 'gen-crl' to create it.")
+    try:
+        crl = x509.load_pem_x509_crl(path.read_bytes())
+    except ValueError:
+        raise FileFormatError(path, None, "not a valid PEM CRL. Run 'gen-crl' to replace it.") from None
+    context.console.notice(f"Showing the CRL stored at:\n* {path}")
+    context.console.output(render_crl(crl))
+    return 0
+
+
+def _update_db(context: Context, arguments: list[str]) -> int:
+    _no_arguments("update-db", arguments)
+    result = update_database(context.layout, passin=context.settings.passin)
+    if result.expired_serials:
+        context.console.notice(
+            f"Marked {len(result.expired_serials)} certificate(s) as expired in index.txt: "
+            + ", ".join(result.expired_serials)
+        )
+    else:
+        context.console.notice("No certificates needed to be marked as expired.")
+    return 0
+
+
+_REVOKE_REASONS = (
+    "REASON is one of: unspecified (us), keyCompromise (kc), CACompromise (cc),\n"
+    "affiliationChanged (ac), superseded (ss), cessationOfOperation (co),\n"
+    "certificateHold (ch)."
+)
+
+_COMMAND_LIST = (
+    Command("revoke", _revoke_handler("issued"), "revoke NAME [REASON]",
+            "Revoke the issued certificate NAME; with expired or renewed ones of the same "
+            "name present, use the specific command.\n" + _REVOKE_REASONS),
+    Command("revoke-issued", _revoke_handler("issued"), "revoke-issued NAME [REASON]",
+            "Revoke the current certificate in issued/ and move it, its key and request "
+            "to revoked/.\n" + _REVOKE_REASONS),
+    Command("revoke-expired", _revoke_handler("expired"), "revoke-expired NAME [REASON]",
+            "Revoke the certificate moved to expired/ by the 'expire' command.\n" + _REVOKE_REASONS),
+    Command("revoke-renewed", _revoke_handler("renewed"), "revoke-renewed NAME [REASON]",
+            "Revoke the old certificate kept in renewed/issued/ by 'renew'.\n" + _REVOKE_REASONS),
+    Command("gen-crl", _gen_crl, "gen-crl",
+            "Write crl.pem and crl.der from index.txt, valid for EASYRSA_CRL_DAYS days "
+            "(--days sets it).", days_variable="EASYRSA_CRL_DAYS"),
+    Command("show-crl", _show_crl, "show-crl", "Print crl.pem as text."),
+    Command("update-db", _update_db, "update-db", "Mark certificates whose end date has passed as expired in index.txt."),
+)
+
+COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LIST}
+
+
+def help_text(topic: str | None) -> str:
+    """Return the overview, or the help for one command."""
+    if topic:
+        command = COMMANDS.get(topic)
+        if command is None:
+            raise UsageError(f"No help for unknown command '{topic}'. Run 'easyrsa help' for the list.")
+        return f"Usage: easyrsa [OPTIONS] {command.usage}\n\n{command.summary}"
+    lines = [
+        "Usage: easyrsa [OPTIONS] COMMAND [ARGUMENTS]",
+        "",
+        "easyrsa_py: a drop-in reimplementation of easy-rsa that works on the same PKI.",
+        "",
+        "Commands:",
+    ]
+    lines.extend(f"  {command.usage}" for command in _COMMAND_LIST)
+    lines += ["", "Run 'easyrsa help COMMAND' for details, and see compat.md for differences from easy-rsa."]
+    return "\n".join(lines)
+
+
+def version_text() -> str:
+    return f"easyrsa_py {__version__} (compatible with easy-rsa {EASYRSA_COMPAT_VERSION})"

@@ -1,0 +1,137 @@
+"""Atomic writes and file moves inside the PKI.
+
+Every change easyrsa_py makes to a PKI goes through this module. A file is
+replaced by writing a temporary file in the same folder, flushing it to disk
+and renaming it over the target, so a reader (easy-rsa, OpenSSL, an OpenVPN
+server reading crl.pem) sees either the old file or the new one, never a
+partial one. A replaced file keeps its mode and owner, as easy-rsa's
+`cp -p` does for crl.pem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def current_umask() -> int:
+    """Return the process umask without changing it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _keep_owner(fd: int, old: os.stat_result) -> None:
+    # Only root can give a file away; other users keep their own ownership.
+    if os.geteuid() == 0:
+        os.fchown(fd, old.st_uid, old.st_gid)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace or create `path` with `data` so no reader sees a partial file.
+
+    An existing file keeps its mode and owner. A new file gets `mode`, or
+    0o666 less the umask, as a plain `open()` would give it.
+    """
+    try:
+        old: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        old = None
+    if old is not None:
+        target_mode = old.st_mode & 0o7777
+    elif mode is not None:
+        target_mode = mode
+    else:
+        target_mode = 0o666 & ~current_umask()
+
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), target_mode)
+            if old is not None:
+                _keep_owner(handle.fileno(), old)
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        _remove_quietly(Path(temp_name))
+        raise
+    _fsync_dir(path.parent)
+    logger.debug("wrote %s (%d bytes)", path, len(data))
+
+
+def write_with_backup(path: Path, data: bytes, suffix: str = ".old") -> None:
+    """Replace `path` and keep its previous content as `path + suffix`.
+
+    OpenSSL `ca` keeps index.txt.old, index.txt.attr.old and serial.old the
+    same way. OpenSSL renames the old file away before renaming the new one
+    in, which leaves a moment with no index.txt at all; here the backup is
+    written first and the target replaced atomically, so the target always
+    exists.
+    """
+    backup = path.with_name(path.name + suffix)
+    try:
+        previous = path.read_bytes()
+    except FileNotFoundError:
+        previous = None
+    if previous is not None:
+        atomic_write(backup, previous, mode=os.stat(path).st_mode & 0o7777)
+    atomic_write(path, data)
+
+
+def move_no_clobber(source: Path, target: Path) -> None:
+    """Move `source` to `target`, raising FileExistsError if `target` exists.
+
+    A hard link fails atomically when the target exists, so two processes
+    can never both move a file onto one name; where the file system has no
+    hard links, an existence check before the rename is the fallback.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(source, target)
+    else:
+        os.unlink(source)
+    _fsync_dir(target.parent)
+    if source.parent != target.parent:
+        _fsync_dir(source.parent)
+    logger.debug("moved %s to %s", source, target)
+
+
+def remove_if_present(path: Path) -> bool:
+    """Delete `path` if it exists; return whether a file was deleted."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    logger.debug("removed %s", path)
+    return True
+
+
+def make_dirs(path: Path, mode: int = 0o777) -> None:
+    """Create `path` and its parents; the umask applies as with `mkdir -p`."""
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

@@ -1,0 +1,84 @@
+"""Passphrase sources in OpenSSL's `-passin` syntax, as easy-rsa passes them on.
+
+`pass:TEXT`, `env:VAR`, `file:PATH`, `fd:N` and `stdin` read the passphrase
+the way OpenSSL's `app_passwd` does: the whole text after `pass:`, the
+variable's value, or the first line of the file, descriptor or standard
+input without its line ending. A passphrase never reaches a log message.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from easyrsa_py.errors import PassphraseError
+
+# OpenSSL reads at most this many bytes of a passphrase line (PEM_BUFSIZE).
+_MAX_LINE = 1024
+
+
+def _first_line(data: bytes) -> bytes:
+    line = data.split(b"\n", 1)[0]
+    return line[:-1] if line.endswith(b"\r") else line
+
+
+def _read_fd_line(fd: int, source: str) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while total < _MAX_LINE:
+        try:
+            chunk = os.read(fd, 1)
+        except OSError as error:
+            raise PassphraseError(
+                f"Cannot read the passphrase from {source}: {error.strerror}."
+            ) from None
+        if not chunk or chunk == b"\n":
+            break
+        chunks.append(chunk)
+        total += 1
+    return _first_line(b"".join(chunks))
+
+
+def read_passphrase(source: str) -> bytes:
+    """Return the passphrase that an OpenSSL-style `source` names."""
+    kind, _, value = source.partition(":")
+    if kind == "pass" and source.startswith("pass:"):
+        return value.encode()
+    if kind == "env" and source.startswith("env:"):
+        if value not in os.environ:
+            raise PassphraseError(
+                f"The passphrase variable {value} named by --passin=env:{value} is not set."
+            )
+        return os.environ[value].encode()
+    if kind == "file" and source.startswith("file:"):
+        try:
+            data = Path(value).read_bytes()[: _MAX_LINE + 2]
+        except OSError as error:
+            raise PassphraseError(
+                f"Cannot read the passphrase file {value}: {error.strerror}."
+            ) from None
+        return _first_line(data)
+    if kind == "fd" and source.startswith("fd:"):
+        if not value.isdigit():
+            raise PassphraseError(
+                f"Invalid passphrase descriptor 'fd:{value}': expected a file descriptor number."
+            )
+        return _read_fd_line(int(value), f"file descriptor {value}")
+    if source == "stdin":
+        return _read_fd_line(sys.stdin.fileno(), "standard input")
+    raise PassphraseError(
+        "Invalid passphrase source (the value of --passin or EASYRSA_PASSIN): expected "
+        "pass:TEXT, env:VARIABLE, file:PATH, fd:NUMBER or stdin."
+    )
+
+
+def prompt_passphrase(key_path: Path) -> bytes:
+    """Ask on the terminal, with the prompt OpenSSL uses, which expect scripts answer."""
+    try:
+        return getpass.getpass(f"Enter pass phrase for {key_path}:").encode()
+    except EOFError:
+        raise PassphraseError(
+            f"No passphrase was given for {key_path}. Use --passin to supply one."
+        ) from None

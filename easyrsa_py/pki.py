@@ -1,0 +1,206 @@
+"""The on-disk layout of an easy-rsa PKI, and loading its CA.
+
+Paths follow easy-rsa 3.2.7. Folders that only older versions made
+(3.1's `renewed/certs_by_serial` and friends) are named here too so the
+commands can find and keep them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
+from easyrsa_py.errors import CANotFound, CryptoMismatch, FileFormatError, PassphraseError, PKINotFound
+from easyrsa_py.passphrase import prompt_passphrase, read_passphrase
+
+logger = logging.getLogger(__name__)
+
+_NEXT_STEP = "Run 'easyrsa' without a command for usage and command help."
+
+
+@dataclass(frozen=True)
+class PKILayout:
+    """Paths of one PKI folder."""
+
+    root: Path
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.txt"
+
+    @property
+    def index_attr(self) -> Path:
+        return self.root / "index.txt.attr"
+
+    @property
+    def serial(self) -> Path:
+        return self.root / "serial"
+
+    @property
+    def crl_pem(self) -> Path:
+        return self.root / "crl.pem"
+
+    @property
+    def crl_der(self) -> Path:
+        return self.root / "crl.der"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "private" / "ca.key"
+
+    def issued_cert(self, name: str) -> Path:
+        return self.root / "issued" / f"{name}.crt"
+
+    def expired_cert(self, name: str) -> Path:
+        return self.root / "expired" / f"{name}.crt"
+
+    def renewed_cert(self, name: str) -> Path:
+        return self.root / "renewed" / "issued" / f"{name}.crt"
+
+    def private_key(self, name: str) -> Path:
+        return self.root / "private" / f"{name}.key"
+
+    def request(self, name: str) -> Path:
+        return self.root / "reqs" / f"{name}.req"
+
+    def inline_files(self, name: str) -> tuple[Path, Path]:
+        return (
+            self.root / "inline" / f"{name}.inline",
+            self.root / "inline" / "private" / f"{name}.inline",
+        )
+
+    def pkcs_files(self, name: str) -> list[Path]:
+        """PKCS exports of `name` that revocation deletes, as easy-rsa 3.2.7 does."""
+        return [
+            self.root / folder / f"{name}.{suffix}"
+            for suffix in ("p12", "p7b", "p8", "p1")
+            for folder in ("issued", "private")
+        ]
+
+    @property
+    def revoked_dir(self) -> Path:
+        return self.root / "revoked"
+
+    def revoked_cert(self, serial_hex: str) -> Path:
+        return self.revoked_dir / "certs_by_serial" / f"{serial_hex}.crt"
+
+    def revoked_key(self, serial_hex: str) -> Path:
+        return self.revoked_dir / "private_by_serial" / f"{serial_hex}.key"
+
+    def revoked_request(self, serial_hex: str) -> Path:
+        return self.revoked_dir / "reqs_by_serial" / f"{serial_hex}.req"
+
+
+def require_pki(root: Path) -> PKILayout:
+    """Return the layout of `root`, or raise PKINotFound as easy-rsa's checks do."""
+    if not root.is_dir():
+        raise PKINotFound(
+            root,
+            f"The PKI folder {root} does not exist. Set it with --pki, EASYRSA_PKI or "
+            f"the vars file, or create it with 'init-pki'.\n{_NEXT_STEP}",
+        )
+    for folder in ("private", "reqs"):
+        if not (root / folder).is_dir():
+            raise PKINotFound(
+                root / folder,
+                f"The PKI {root} has no '{folder}' folder; it is not an initialised PKI. "
+                f"Run 'init-pki' to create one.\n{_NEXT_STEP}",
+            )
+    return PKILayout(root)
+
+
+def require_ca(layout: PKILayout) -> None:
+    """Raise CANotFound unless the CA files and folders easy-rsa expects exist."""
+    for relative in ("ca.crt", "private/ca.key", "index.txt", "serial"):
+        path = layout.root / relative
+        if not (path.is_file() or path.is_fifo()):
+            raise CANotFound(
+                path,
+                f"The CA file {path} is missing. Run 'build-ca' to create the CA.\n{_NEXT_STEP}",
+            )
+    for relative in ("issued", "certs_by_serial"):
+        path = layout.root / relative
+        if not path.is_dir():
+            raise CANotFound(
+                path,
+                f"The CA folder {path} is missing. Run 'build-ca' to create the CA.\n{_NEXT_STEP}",
+            )
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    """Read a PEM certificate, raising FileFormatError when it is not one."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError as error:
+        raise FileFormatError(path, None, f"not a valid PEM certificate ({error}).") from None
+
+
+def load_ca_certificate(layout: PKILayout) -> x509.Certificate:
+    return load_certificate(layout.ca_cert)
+
+
+def load_ca_key(
+    layout: PKILayout, passin: str | None, certificate: x509.Certificate
+) -> CertificateIssuerPrivateKeyTypes:
+    """Load private/ca.key, asking for its passphrase when it is encrypted.
+
+    The key must match `certificate`, or CryptoMismatch is raised before
+    anything is signed.
+    """
+    path = layout.ca_key
+    data = path.read_bytes()
+    password = read_passphrase(passin) if passin else None
+    try:
+        key = serialization.load_pem_private_key(data, password=password)
+    except TypeError:
+        # The key is encrypted and no passphrase source was given, or the
+        # key is not encrypted but one was: OpenSSL ignores the latter.
+        if password is not None:
+            key = _load_key(path, data, None)
+        else:
+            key = _load_key(path, data, prompt_passphrase(path))
+    except ValueError:
+        if password is None:
+            raise FileFormatError(path, None, "not a valid PEM private key.") from None
+        raise PassphraseError(
+            f"The passphrase does not decrypt the CA key {path}. Check --passin or EASYRSA_PASSIN."
+        ) from None
+    _check_key_matches(key, certificate, path, layout.ca_cert)
+    return key  # type: ignore[return-value]
+
+
+def _load_key(path: Path, data: bytes, password: bytes | None) -> CertificateIssuerPrivateKeyTypes:
+    try:
+        return serialization.load_pem_private_key(data, password=password)  # type: ignore[return-value]
+    except (TypeError, ValueError):
+        raise PassphraseError(
+            f"The passphrase does not decrypt the CA key {path}. Check --passin or EASYRSA_PASSIN."
+        ) from None
+
+
+def _check_key_matches(
+    key: CertificateIssuerPrivateKeyTypes,
+    certificate: x509.Certificate,
+    key_path: Path,
+    cert_path: Path,
+) -> None:
+    raw = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if key.public_key().public_bytes(der, raw) != certificate.public_key().public_bytes(der, raw):
+        raise CryptoMismatch(
+            f"The CA key {key_path} does not match the CA certificate {cert_path}. "
+            "Restore the key that belongs to this CA."
+        )

@@ -1,0 +1,313 @@
+"""revoke, revoke-issued, revoke-expired and revoke-renewed.
+
+The sequence follows easy-rsa 3.2.7: check the certificate and every file
+the revocation will create, confirm, mark the row `R` in index.txt the way
+`openssl ca -revoke` does, then move the certificate (and, for an issued
+certificate, its key and request) into `revoked/*_by_serial/` and delete
+its PKCS and inline files.
+
+The database is written before any file moves, so an interruption can
+never leave a certificate that looks revoked on disk but is valid in the
+database. A later run that finds the row already `R` while the certificate
+is still in place finishes the moves instead of stopping, as easy-rsa
+would, with "Already revoked".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography import x509
+
+from easyrsa_py import files
+from easyrsa_py.console import Console
+from easyrsa_py.display import multiline_dn
+from easyrsa_py.errors import (
+    CertificateNotFound,
+    EasyRSAError,
+    FileFormatError,
+    RevocationConflict,
+    UsageError,
+)
+from easyrsa_py.index import (
+    IndexDatabase,
+    IndexRow,
+    format_attr,
+    format_openssl_time,
+    parse_attr,
+    serial_hex,
+)
+from easyrsa_py.names import subject_oneline
+from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key, load_certificate
+
+logger = logging.getLogger(__name__)
+
+# easy-rsa 3.2.7 accepts each CRL reason by a two-letter code or by a
+# prefix of its name (3.1.0 accepts only the full names).
+_REASON_PATTERNS = (
+    ("unspecified", ("us",), ("uns",)),
+    ("keyCompromise", ("kc",), ("key",)),
+    ("CACompromise", ("cc",), ("ca", "cA", "Ca", "CA")),
+    ("affiliationChanged", ("ac",), ("aff",)),
+    ("superseded", ("ss",), ("sup",)),
+    ("cessationOfOperation", ("co",), ("ces",)),
+    ("certificateHold", ("ch",), ("cer",)),
+)
+
+# Where each revoke command looks for the certificate, and whether it also
+# moves the key and request (only a current, issued certificate has them).
+_SOURCES = {
+    "issued": ("issued", True),
+    "expired": ("expired", False),
+    "renewed": ("renewed/issued", False),
+}
+
+
+def normalize_reason(word: str) -> str:
+    """Return the CRL reason name for an easy-rsa reason word or abbreviation."""
+    for reason, codes, prefixes in _REASON_PATTERNS:
+        if word in codes or word.startswith(prefixes):
+            return reason
+    raise UsageError(
+        f"Invalid revocation reason '{word}'. Use one of: "
+        + ", ".join(reason for reason, _, _ in _REASON_PATTERNS)
+        + " (or its abbreviation; see 'help revoke')."
+    )
+
+
+def check_file_name_base(name: str) -> None:
+    """Reject names that would address a file outside the PKI folder."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name or "\n" in name:
+        raise UsageError(
+            f"Invalid certificate name {name!r}: a name is a file name base such as 'alice', "
+            "without '/', NUL or newline characters."
+        )
+
+
+@dataclass
+class RevocationPlan:
+    """Everything a revocation will read, change, move and delete."""
+
+    command: str
+    name: str
+    reason: str | None
+    certificate_path: Path
+    certificate: x509.Certificate
+    serial: str
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    deletions: list[Path] = field(default_factory=list)
+    finishing: bool = False
+
+
+def _is_self_signed_by_easyrsa(certificate: x509.Certificate) -> bool:
+    # easy-rsa's self-sign commands write the certificate's own serial into
+    # authorityKeyIdentifier; easy-rsa refuses to revoke such certificates.
+    try:
+        aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return False
+    return aki.authority_cert_serial_number == certificate.serial_number
+
+
+def _check_conflicts(layout: PKILayout, command: str, name: str, batch: bool) -> None:
+    if command != "revoke" or not layout.issued_cert(name).is_file():
+        return
+    others = [
+        f"[{label}] {path}"
+        for label, path in (("Expired", layout.expired_cert(name)), ("Renewed", layout.renewed_cert(name)))
+        if path.is_file()
+    ]
+    if others and not batch:
+        listing = "\n".join(others)
+        raise RevocationConflict(
+            f"More than one certificate named '{name}' exists:\n[Issued] {layout.issued_cert(name)}\n"
+            f"{listing}\n\nChoose which one to revoke: 'revoke-issued', 'revoke-expired' "
+            "or 'revoke-renewed'. See 'help revoke'."
+        )
+
+
+def _check_request(path: Path) -> None:
+    if not path.is_file():
+        return
+    try:
+        x509.load_pem_x509_csr(path.read_bytes())
+    except ValueError:
+        raise FileFormatError(path, None, "not a valid PEM certificate request.") from None
+
+
+def plan_revocation(
+    layout: PKILayout, command: str, kind: str, name: str, reason: str | None, batch: bool
+) -> RevocationPlan:
+    """Check everything a revocation needs and list the file changes, changing nothing."""
+    check_file_name_base(name)
+    folder, moves_key_and_request = _SOURCES[kind]
+    cert_path = layout.root / folder / f"{name}.crt"
+    if not cert_path.is_file():
+        raise CertificateNotFound(
+            cert_path,
+            f"Cannot revoke '{name}': no certificate at {cert_path}. "
+            "Check the name, or use revoke-expired or revoke-renewed for older certificates.",
+        )
+    _check_conflicts(layout, command, name, batch)
+    certificate = load_certificate(cert_path)
+    if _is_self_signed_by_easyrsa(certificate):
+        raise RevocationConflict(f"Cannot {command} {cert_path}: it is a self-signed certificate.")
+    if moves_key_and_request:
+        _check_request(layout.request(name))
+
+    serial = serial_hex(certificate.serial_number)
+    plan = RevocationPlan(command, name, reason, cert_path, certificate, serial)
+    targets = {
+        "certificate": layout.revoked_cert(serial),
+        "private key": layout.revoked_key(serial),
+        "request": layout.revoked_request(serial),
+    }
+    for label, target in targets.items():
+        if target.exists():
+            raise RevocationConflict(
+                f"Cannot revoke '{name}': the {label} {target} already exists and would be "
+                "overwritten. Serial numbers must be unique; move that file away first."
+            )
+    plan.moves.append((cert_path, targets["certificate"]))
+    if moves_key_and_request:
+        key_source, request_source = layout.private_key(name), layout.request(name)
+    else:
+        # easy-rsa 3.1.0's renew moved the key and request to renewed/private
+        # and renewed/reqs; 3.2.7 leaves them behind, 3.1.0 moved them too.
+        key_source = layout.root / "renewed" / "private" / f"{name}.key"
+        request_source = layout.root / "renewed" / "reqs" / f"{name}.req"
+    if request_source.is_file():
+        plan.moves.insert(0, (request_source, targets["request"]))
+    if key_source.is_file():
+        plan.moves.append((key_source, targets["private key"]))
+    plan.deletions = _files_to_delete(layout, kind, name)
+    return plan
+
+
+def _files_to_delete(layout: PKILayout, kind: str, name: str) -> list[Path]:
+    # easy-rsa 3.2.7 deletes the PKCS and inline files of NAME whatever kind
+    # it revokes, which destroys the exports of a newer certificate of the
+    # same name when revoking an expired or renewed one. Keep them then.
+    if kind != "issued" and layout.issued_cert(name).is_file():
+        return []
+    candidates = layout.pkcs_files(name) + list(layout.inline_files(name))
+    return [path for path in candidates if path.is_file()]
+
+
+def confirm_revocation(console: Console, plan: RevocationPlan) -> None:
+    moved = "\n".join(f"* {source}" for source, _ in plan.moves)
+    deleted = "\n".join(f"* {path}" for path in plan.deletions) or "(none)"
+    console.warn(
+        f"Revoking '{plan.name}' cannot be undone.\n\n"
+        f"Files moved to the 'revoked' folder:\n{moved}\n\n"
+        f"Files deleted (PKCS exports and inline files):\n{deleted}"
+    )
+    console.confirm(
+        "Continue with revocation: ",
+        "yes",
+        "\nPlease confirm that you wish to revoke the certificate\n"
+        "with the following subject:\n\n"
+        f"{multiline_dn(plan.certificate.subject)}\n"
+        f"    serial-number             = {plan.serial}\n\n"
+        f"    Reason: {plan.reason or 'None given'}",
+    )
+
+
+def _updated_row(database: IndexDatabase, plan: RevocationPlan, now: datetime) -> IndexRow | None:
+    """Return the revoked row to store, or None when the row is already revoked."""
+    certificate = plan.certificate
+    subject = subject_oneline(certificate.subject)
+    row = database.find(certificate.serial_number)
+    if row is None:
+        # As `openssl ca -revoke` does for a certificate missing from the database.
+        expires = format_openssl_time(certificate.not_valid_after_utc)
+        row = IndexRow("V", expires, "", plan.serial, "unknown", subject)
+        logger.warning("serial %s was not in index.txt; adding it as revoked", plan.serial)
+    elif row.subject != subject:
+        raise RevocationConflict(
+            f"Cannot revoke '{plan.name}': index.txt lists serial {plan.serial} with subject "
+            f"{row.subject}, but {plan.certificate_path} has subject {subject}. "
+            "The database and the certificate do not belong together."
+        )
+    if row.status == "R":
+        return None
+    return row.revoke(now, plan.reason)
+
+
+def _write_database(layout: PKILayout, database: IndexDatabase, row: IndexRow, is_new: bool) -> None:
+    if is_new:
+        database.append(row)
+    else:
+        database.replace(row.serial_number, row)
+    attributes = {"unique_subject": "no"}
+    if layout.index_attr.is_file():
+        attributes.update(parse_attr(layout.index_attr.read_bytes(), layout.index_attr))
+    files.write_with_backup(layout.index, database.to_bytes())
+    files.write_with_backup(layout.index_attr, format_attr(_normalized_attributes(attributes)))
+
+
+def _normalized_attributes(attributes: dict[str, str]) -> dict[str, str]:
+    # OpenSSL rewrites unique_subject as a plain yes or no.
+    value = attributes.get("unique_subject", "no").strip().lower()
+    attributes["unique_subject"] = "yes" if value in ("y", "yes", "t", "true", "1") else "no"
+    return attributes
+
+
+def apply_revocation(layout: PKILayout, plan: RevocationPlan, now: datetime | None = None) -> bool:
+    """Record the revocation in index.txt and move the files.
+
+    Returns False when the database already had the row revoked, so only the
+    file moves of an interrupted revocation were finished.
+    """
+    now = now or datetime.now(timezone.utc)
+    database = IndexDatabase.load(layout.index)
+    is_new = database.find(plan.certificate.serial_number) is None
+    row = _updated_row(database, plan, now)
+    for folder in ("certs_by_serial", "private_by_serial", "reqs_by_serial"):
+        files.make_dirs(layout.revoked_dir / folder)
+    if row is not None:
+        _write_database(layout, database, row, is_new)
+    for source, target in plan.moves:
+        files.move_no_clobber(source, target)
+    for path in plan.deletions:
+        files.remove_if_present(path)
+    return row is not None
+
+
+def revoke(
+    layout: PKILayout,
+    console: Console,
+    *,
+    command: str,
+    kind: str,
+    name: str,
+    reason: str | None,
+    passin: str | None,
+) -> None:
+    """Run one revoke command from its checks to its closing notice."""
+    plan = plan_revocation(layout, command, kind, name, reason, console.batch)
+    confirm_revocation(console, plan)
+    # `openssl ca -revoke` loads the CA key, so easy-rsa asks for the CA
+    # passphrase here; asking too keeps expect scripts working.
+    ca_cert = load_ca_certificate(layout)
+    load_ca_key(layout, passin, ca_cert)
+    try:
+        completed = apply_revocation(layout, plan)
+    except OSError as error:
+        raise EasyRSAError(
+            f"Revocation of '{plan.name}' failed while writing the PKI: {error}. "
+            "Run the same command again to finish it."
+        ) from error
+    if not completed:
+        console.notice(
+            f"Serial {plan.serial} was already revoked in index.txt, but its files had not "
+            f"been moved (an earlier revocation was interrupted). The moves are now done."
+        )
+    console.notice(
+        f"Revoked '{plan.name}' (serial {plan.serial}).\n"
+        "The certificate is still accepted until you run 'gen-crl' and install the "
+        "new CRL wherever it is checked (for example with 'upload' for AWS Client VPN)."
+    )
