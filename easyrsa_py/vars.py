@@ -21,6 +21,9 @@ and functions, ``;``, pipes, redirections, and any other command. The
 ``force`` flag (``--force-vars``) turns these reports into skipped lines.
 It never skips ``EASYRSA_PASSIN``/``EASYRSA_PASSOUT`` or a malformed
 ``set_var``, which easy-rsa 3.2.7 also rejects under ``--force-vars``.
+A set_var line that only easy-rsa's whole-line text screen objects to
+(such as ``set_var EASYRSA_REQ_ORG "Sunset Co"``, which contains
+"unset ") is applied under ``force``, as easy-rsa applies it.
 """
 
 from __future__ import annotations
@@ -112,6 +115,9 @@ class _Statement:
     last_line: int
     tokens: list[_Word | str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Findings of easy-rsa's whole-line screen. --force-vars lets a line
+    # with only these through, as easy-rsa does.
+    screened: list[str] = field(default_factory=list)
     fatal: list[str] = field(default_factory=list)
 
 
@@ -422,13 +428,19 @@ def parse_vars(
     errors: list[tuple[int, str]] = []
     while (statement := scanner.next_statement()) is not None:
         _screen_lines(statement, lines)
-        _evaluate(statement, lookup)
+        _evaluate(statement, lookup, apply=force or not statement.screened)
         errors.extend(_fatal_notes(statement, lines))
         if statement.problems:
             last_line = _skip_block(scanner, statement, lines, errors)
             note = _describe_lines(statement, last_line, lines)
             if force:
                 ignored.append(note)
+            else:
+                errors.append((statement.first_line, note))
+        elif statement.screened:
+            note = _describe_lines(statement, statement.last_line, lines)
+            if force:
+                logger.warning("Applied in %s (--force-vars): %s", path, note)
             else:
                 errors.append((statement.first_line, note))
 
@@ -484,12 +496,16 @@ def _screen_lines(statement: _Statement, lines: list[str]) -> None:
                 statement.fatal.append(reason)
         for pattern, construct, fix in _TEXT_SCREENS:
             reason = f"{construct} is not permitted; {fix}"
-            if pattern.search(line) and reason not in statement.problems:
-                statement.problems.append(reason)
+            known = statement.problems + statement.screened
+            if pattern.search(line) and reason not in known:
+                statement.screened.append(reason)
 
 
-def _evaluate(statement: _Statement, lookup: _Lookup) -> None:
-    """Apply a statement, or record in it why it cannot be applied."""
+def _evaluate(statement: _Statement, lookup: _Lookup, *, apply: bool) -> None:
+    """Apply a statement, or record in it why it cannot be applied.
+
+    With ``apply`` false the statement is only checked.
+    """
     if statement.problems or statement.fatal or not statement.tokens:
         return
 
@@ -515,7 +531,7 @@ def _evaluate(statement: _Statement, lookup: _Lookup) -> None:
             f"'{name}=' is a shell assignment; write 'set_var {name} value' instead"
         )
     elif first.value in _SET_COMMANDS:
-        _apply_set_command(statement, lookup)
+        _apply_set_command(statement, lookup, apply=apply)
     else:
         statement.problems.append(
             f"'{first.value}' is a shell command; a vars file may only use "
@@ -523,7 +539,7 @@ def _evaluate(statement: _Statement, lookup: _Lookup) -> None:
         )
 
 
-def _apply_set_command(statement: _Statement, lookup: _Lookup) -> None:
+def _apply_set_command(statement: _Statement, lookup: _Lookup, *, apply: bool) -> None:
     words = [token for token in statement.tokens if isinstance(token, _Word)]
     command = words[0].value
     arguments = words[1:]
@@ -562,6 +578,8 @@ def _apply_set_command(statement: _Statement, lookup: _Lookup) -> None:
     except _Problem as problem:
         statement.problems.append(str(problem))
         return
+    if not apply:
+        return
     if command == "set_var":
         lookup.set_var(name_word.value, value)
     else:
@@ -574,7 +592,8 @@ def _expand_again(value: str, lookup: _Lookup) -> str:
     easy-rsa 3.2.7 passes the value through ``eval`` inside a double-quoted
     ``${NAME-value}``, so even a single-quoted '$HOME' expands, and a
     backslash before $ \\ " ` or } is removed. An unescaped " or } would
-    end that expansion early, so such values are rejected.
+    end that expansion early and a backtick would run a command, so such
+    values are rejected.
     """
     parts: list[str] = []
     index = 0
@@ -587,7 +606,7 @@ def _expand_again(value: str, lookup: _Lookup) -> str:
         elif char == "$":
             text, index = _expand_again_reference(value, index, lookup)
             parts.append(text)
-        elif char in '"}':
+        elif char in '"}`':
             raise _Problem(
                 f"the value contains an unescaped {char!r}, which easy-rsa's "
                 f"set_var cannot store; write it as \\{char} inside single quotes",
@@ -657,7 +676,8 @@ def _describe_lines(statement: _Statement, last_line: int, lines: list[str]) -> 
     first = statement.first_line
     where = f"line {first}" if last_line <= first else f"lines {first}-{last_line}"
     text = lines[first - 1].strip()
-    return f"{where}: {text!r}: {'; '.join(statement.problems)}"
+    reasons = statement.problems + statement.screened
+    return f"{where}: {text!r}: {'; '.join(reasons)}"
 
 
 def _fatal_notes(statement: _Statement, lines: list[str]) -> list[tuple[int, str]]:

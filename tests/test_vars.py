@@ -349,6 +349,23 @@ def test_force_skips_one_line_if():
     assert result.ignored[0].startswith("line 1:")
 
 
+def test_screened_value_rejected():
+    message = rejection('set_var EASYRSA_REQ_ORG "Sunset Co"\n')
+    assert "'unset' is not permitted" in message
+
+
+def test_force_applies_screened_value():
+    result = parse('set_var EASYRSA_REQ_ORG "Sunset Co"\n', force=True)
+    assert result.values == {"EASYRSA_REQ_ORG": "Sunset Co"}
+    assert result.ignored == []
+
+
+def test_force_skips_backtick_value():
+    result = parse("set_var X 'a`id`b'\n", force=True)
+    assert result.values == {}
+    assert "backtick" in result.ignored[0]
+
+
 def test_force_keeps_passphrase_error():
     with pytest.raises(VarsError) as caught:
         parse("export A=1\nset_var EASYRSA_PASSOUT pass:x\n", force=True)
@@ -497,3 +514,27 @@ def test_real_script_rejects_too(easyrsa_327: Path, tmp_path: Path, line: str):
     assert completed.returncode != 0
     with pytest.raises(VarsError):
         parse_vars(line + "\n", tmp_path / "vars", environ=ENV)
+
+
+@pytest.mark.reference
+def test_real_script_force_applies_screened(easyrsa_327: Path, tmp_path: Path):
+    text = 'set_var EASYRSA_REQ_ORG "Sunset Co"  # export nothing\n'
+    (tmp_path / "vars").write_text(text)
+    environ = real_environment(tmp_path)
+
+    plain = run_show_host(easyrsa_327, tmp_path, environ)
+    forced = subprocess.run(
+        [str(easyrsa_327), "--force-vars", "show-host"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    result = parse_vars(text, tmp_path / "vars", environ=environ, force=True)
+
+    assert plain.returncode != 0
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert shown_values(forced.stdout)["EASYRSA_REQ_ORG"] == "Sunset Co"
+    assert result.values == {"EASYRSA_REQ_ORG": "Sunset Co"}
