@@ -56,6 +56,11 @@ def _run(argv: list[str], console: Console) -> int:
         os.umask(settings.umask)
     console.batch = settings.batch
     console.silent = settings.silent
+    if settings.vars_ignored:
+        console.warn(
+            f"--force-vars: these lines of {settings.vars_file} were skipped:\n"
+            + "\n".join(settings.vars_ignored)
+        )
 
     layout = require_pki(settings.pki_dir)
     if command.needs_ca:

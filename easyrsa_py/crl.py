@@ -15,6 +15,7 @@ import base64
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
@@ -155,17 +156,28 @@ def revoked_entries(rows: Iterable[IndexRow]) -> tuple[bytes, int]:
     OpenSSL sorts the entries (X509_CRL_sort) by serial number before it
     signs, so the order of rows in index.txt does not matter.
     """
+    # This loop runs once per revoked certificate (tens of thousands in a
+    # large PKI), so the encodings that repeat are cached.
     entries: list[tuple[int, bytes]] = []
+    times: dict[str, bytes] = {}
+    extensions_by_field: dict[str, bytes] = {}
+    encode_length = der.encode_length
     for row in rows:
         if row.status != "R":
             continue
-        date_text = row.revocation_date_text
-        assert date_text is not None  # an R row always has a revocation date
+        date_text, _, rest = row.revocation.partition(",")
+        time_der = times.get(date_text)
+        if time_der is None:
+            time_der = times[date_text] = der.time_from_text(date_text)
+        extensions = extensions_by_field.get(rest) if rest else b""
+        if extensions is None:
+            extensions = extensions_by_field[rest] = entry_extensions(row)
         serial = row.serial_number
-        body = der.integer(serial) + der.time_from_text(date_text) + entry_extensions(row)
-        entries.append((serial, der.sequence(body)))
-    entries.sort(key=lambda item: item[0])
-    return b"".join(entry for _, entry in entries), len(entries)
+        serial_content = serial.to_bytes(serial.bit_length() // 8 + 1, "big")
+        body = b"\x02" + encode_length(len(serial_content)) + serial_content + time_der + extensions
+        entries.append((serial, b"\x30" + encode_length(len(body)) + body))
+    entries.sort(key=itemgetter(0))
+    return b"".join([entry for _, entry in entries]), len(entries)
 
 
 def _subject_key_id(ca_cert: x509.Certificate) -> bytes:

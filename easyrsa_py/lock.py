@@ -1,10 +1,11 @@
-"""The PKI lock file, taken the way easy-rsa 3.2 takes it.
+"""The PKI lock file, taken the way easy-rsa 3.2.7 takes it.
 
-easy-rsa 3.2 creates `pki/lock.file` exclusively (shell noclobber), writes
+easy-rsa 3.2.7 creates `pki/lock.file` exclusively (shell noclobber), writes
 its PID and a newline into it, and removes it on exit only if it still holds
 its own PID. A second easy-rsa run that finds the file exits with code 17.
 easyrsa_py does the same, so the two tools exclude each other on one PKI.
-easy-rsa 3.1 has no lock file; running 3.1 beside easyrsa_py is not safe.
+easy-rsa 3.1.0 and 3.2.2 take no lock, so running them at the same time as
+easyrsa_py on one PKI is not safe.
 """
 
 from __future__ import annotations

@@ -87,6 +87,12 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--eku-crit", "--eku-critical"), ("EASYRSA_EKU_CRIT",), Kind.FLAG, "mark extendedKeyUsage critical"),
     Option(("--new-subj", "--new-subject"), ("EASYRSA_NEW_SUBJECT",), Kind.VALUE, "new subject for sign-req"),
     Option(("--usefn",), ("EASYRSA_P12_FR_NAME",), Kind.VALUE, "friendly name for export-p12"),
+    # Options that only older easy-rsa releases have; scripts written for
+    # them keep working.
+    Option(("--fix-offset",), ("EASYRSA_FIX_OFFSET",), Kind.VALUE, "easy-rsa 3.1: fixed start-date offset"),
+    Option(("--renew-days",), ("EASYRSA_CERT_RENEW",), Kind.NUMBER_OR_ZERO, "easy-rsa 3.1: renewal grace period in days"),
+    Option(("--days-margin",), ("EASYRSA_iso_8601_MARGIN",), Kind.VALUE, "easy-rsa 3.2.2: date margin of show-expire"),
+    Option(("--tools",), ("EASYRSA_TOOLS_LIB",), Kind.VALUE, "easy-rsa 3.2.2: tools library path"),
 )
 
 _BY_SPELLING = {spelling: option for option in OPTIONS for spelling in option.spellings}
