@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
@@ -26,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 
 from easyrsa_py import der
 from easyrsa_py.errors import EasyRSAError
-from easyrsa_py.index import IndexRow
 
 logger = logging.getLogger(__name__)
 
@@ -128,19 +126,18 @@ def _hold_instruction_oid(text: str) -> str:
     return dotted
 
 
-def entry_extensions(row: IndexRow) -> bytes:
-    """Return the encoded crlEntryExtensions for a revoked row, or b"" when it has none."""
-    reason = row.reason
-    if reason is None:
+def entry_extensions(serial: str, revocation: str) -> bytes:
+    """Return the encoded crlEntryExtensions for a revocation field, or b"" when it has none."""
+    parts = revocation.split(",", 2)
+    if len(parts) == 1:
         return b""
+    reason = parts[1]
     key = reason.lower()
     code = _REASON_CODES.get(key)
     if code is None:
-        raise CRLBuildError(
-            f"Unknown revocation reason '{reason}' for serial {row.serial} in index.txt."
-        )
+        raise CRLBuildError(f"Unknown revocation reason '{reason}' for serial {serial} in index.txt.")
     extensions = [_REASON_EXTENSIONS[code]]
-    extra = row.revocation_extra or ""
+    extra = parts[2] if len(parts) == 3 else ""
     # OpenSSL adds reasonCode, then invalidityDate, then holdInstructionCode.
     if key in ("keytime", "cakeytime"):
         invalidity = der.tlv(der.TAG_GENERALIZED_TIME, extra.encode("ascii"))
@@ -150,34 +147,49 @@ def entry_extensions(row: IndexRow) -> bytes:
     return der.sequence(*extensions)
 
 
-def revoked_entries(rows: Iterable[IndexRow]) -> tuple[bytes, int]:
-    """Encode every `R` row as a revokedCertificates entry, sorted by serial.
+def revoked_entries(serials: Sequence[str], revocations: Sequence[str]) -> bytes:
+    """Encode revoked rows as revokedCertificates entries, sorted by serial.
 
-    OpenSSL sorts the entries (X509_CRL_sort) by serial number before it
-    signs, so the order of rows in index.txt does not matter.
+    `serials` and `revocations` are the serial and revocation fields of the
+    `R` rows, in parallel. OpenSSL sorts the entries (X509_CRL_sort) by
+    serial number before it signs, so the order of rows in index.txt does
+    not matter.
     """
-    # This loop runs once per revoked certificate (tens of thousands in a
-    # large PKI), so the encodings that repeat are cached.
-    entries: list[tuple[int, bytes]] = []
-    times: dict[str, bytes] = {}
+    # This loop runs once per revoked certificate, tens of thousands of
+    # times in a large PKI, so it encodes each entry with one formatting
+    # step and caches the extensions, which repeat.
     extensions_by_field: dict[str, bytes] = {}
-    encode_length = der.encode_length
-    for row in rows:
-        if row.status != "R":
-            continue
-        date_text, _, rest = row.revocation.partition(",")
-        time_der = times.get(date_text)
-        if time_der is None:
-            time_der = times[date_text] = der.time_from_text(date_text)
-        extensions = extensions_by_field.get(rest) if rest else b""
-        if extensions is None:
-            extensions = extensions_by_field[rest] = entry_extensions(row)
-        serial = row.serial_number
-        serial_content = serial.to_bytes(serial.bit_length() // 8 + 1, "big")
-        body = b"\x02" + encode_length(len(serial_content)) + serial_content + time_der + extensions
-        entries.append((serial, b"\x30" + encode_length(len(body)) + body))
-    entries.sort(key=itemgetter(0))
-    return b"".join([entry for _, entry in entries]), len(entries)
+    sort_keys: list[bytes] = []
+    entries: list[bytes] = []
+    add_key = sort_keys.append
+    add_entry = entries.append
+    from_hex = bytes.fromhex
+    for serial_text, revocation in zip(serials, revocations):
+        date_text, _, rest = revocation.partition(",")
+        if rest:
+            extensions = extensions_by_field.get(rest)
+            if extensions is None:
+                extensions = extensions_by_field[rest] = entry_extensions(serial_text, revocation)
+        else:
+            extensions = b""
+        content = from_hex(serial_text).lstrip(b"\0") or b"\0"
+        if content[0] > 0x7F:
+            content = b"\0" + content
+        # The encoded INTEGER is tag, length, minimal content, so comparing
+        # these bytes orders serials numerically.
+        if len(content) < 0x80:
+            integer = b"\x02%c%b" % (len(content), content)
+        else:
+            integer = der.tlv(der.TAG_INTEGER, content)
+        time_tag = b"\x17\x0d" if len(date_text) == 13 else b"\x18\x0f"
+        body = b"%b%b%b%b" % (integer, time_tag, date_text.encode("ascii"), extensions)
+        add_key(integer)
+        if len(body) < 0x80:
+            add_entry(b"\x30%c%b" % (len(body), body))
+        else:
+            add_entry(b"\x30" + der.encode_length(len(body)) + body)
+    order = sorted(range(len(entries)), key=sort_keys.__getitem__)
+    return b"".join([entries[position] for position in order])
 
 
 def _subject_key_id(ca_cert: x509.Certificate) -> bytes:
@@ -233,18 +245,20 @@ def _sign(key: CertificateIssuerPrivateKeyTypes, digest: str, data: bytes) -> by
 def build_crl(
     ca_cert: x509.Certificate,
     ca_key: CertificateIssuerPrivateKeyTypes,
-    rows: Iterable[IndexRow],
+    serials: Sequence[str],
+    revocations: Sequence[str],
     *,
     digest: str,
     days: int,
     now: datetime | None = None,
 ) -> SignedCRL:
-    """Build and sign a v2 CRL listing every revoked row of the index."""
+    """Build and sign a v2 CRL from the serial and revocation fields of the revoked rows."""
     last_update = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     next_update = last_update + timedelta(days=days)
     algorithm = _signature_algorithm(ca_key, digest)
     _, issuer_name = der.certificate_names_der(ca_cert.tbs_certificate_bytes)
-    entries, count = revoked_entries(rows)
+    entries = revoked_entries(serials, revocations)
+    count = len(serials)
 
     parts = [
         der.integer(1),  # v2
@@ -261,17 +275,35 @@ def build_crl(
 
     signature = _sign(ca_key, digest, tbs)
     crl_der = der.sequence(tbs, algorithm, der.tlv(der.TAG_BIT_STRING, b"\x00" + signature))
-    _check_signature(crl_der, ca_cert)
+    _check_crl(crl_der, tbs, signature, digest, ca_cert)
     logger.info("built CRL with %d entries, next update %s", count, next_update.isoformat())
     return SignedCRL(crl_der, count, last_update, next_update)
 
 
-def _check_signature(crl_der: bytes, ca_cert: x509.Certificate) -> None:
-    """Parse the new CRL back and verify it, so a bad CRL is never written."""
+def _check_crl(
+    crl_der: bytes, tbs: bytes, signature: bytes, digest: str, ca_cert: x509.Certificate
+) -> None:
+    """Parse the new CRL back and verify its signature with ca.crt, so a bad CRL is never written.
+
+    The signature is checked over the encoded TBSCertList directly:
+    `is_signature_valid` re-encodes a large CRL first and takes far longer.
+    This check also guards against a faulty signature from a damaged key.
+    """
+    public_key = ca_cert.public_key()
     try:
-        parsed = x509.load_der_x509_crl(crl_der)
-        valid = parsed.is_signature_valid(ca_cert.public_key())  # type: ignore[arg-type]
-    except (ValueError, InvalidSignature) as error:
+        x509.load_der_x509_crl(crl_der)
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, tbs, padding.PKCS1v15(), _HASHES[digest]())
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(signature, tbs, ec.ECDSA(_HASHES[digest]()))
+        elif isinstance(public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            public_key.verify(signature, tbs)
+        else:
+            raise CRLBuildError(f"Cannot verify a CRL with a {type(public_key).__name__} CA certificate.")
+    except InvalidSignature:
+        raise CRLBuildError(
+            "The new CRL's signature does not verify with ca.crt, so the CA key may be damaged; "
+            "nothing was written."
+        ) from None
+    except ValueError as error:
         raise CRLBuildError(f"The new CRL failed its self-check ({error}); nothing was written.") from None
-    if not valid:
-        raise CRLBuildError("The new CRL's signature does not verify with ca.crt; nothing was written.")

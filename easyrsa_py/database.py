@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from easyrsa_py import files
 from easyrsa_py.crl import SignedCRL, build_crl
-from easyrsa_py.index import IndexDatabase, parse_openssl_time
+from easyrsa_py.index import IndexDatabase, parse_openssl_time, read_revocations
 from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
 
 logger = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ def generate_crl(
     """
     ca_cert = load_ca_certificate(layout)
     ca_key = load_ca_key(layout, passin, ca_cert)
-    database = IndexDatabase.load(layout.index)
-    crl = build_crl(ca_cert, ca_key, database.rows, digest=digest, days=days, now=now)
+    serials, revocations = read_revocations(layout.index)
+    crl = build_crl(ca_cert, ca_key, serials, revocations, digest=digest, days=days, now=now)
     files.atomic_write(layout.crl_pem, crl.pem)
     files.atomic_write(layout.crl_der, crl.der)
     return crl

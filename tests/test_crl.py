@@ -36,7 +36,9 @@ def _make_ca(key):
 
 
 def _rows(text: str):
-    return parse_index(text.encode(), Path("index.txt"))
+    rows = parse_index(text.encode(), Path("index.txt"))
+    revoked = [row for row in rows if row.status == "R"]
+    return [row.serial for row in revoked], [row.revocation for row in revoked]
 
 
 INDEX = (
@@ -63,7 +65,7 @@ def ca(request):
 
 def test_crl_entries_sorted_with_extensions(ca):
     cert, key = ca
-    signed = build_crl(cert, key, _rows(INDEX), digest="sha256", days=180, now=NOW)
+    signed = build_crl(cert, key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
     crl = x509.load_der_x509_crl(signed.der)
     assert crl.is_signature_valid(cert.public_key())
     assert [entry.serial_number for entry in crl] == [0x0B, 0x0C, 0x0D, 0x0E, 0x80]
@@ -78,7 +80,7 @@ def test_crl_entries_sorted_with_extensions(ca):
 
 def test_crl_lifetime_and_issuer(ca):
     cert, key = ca
-    signed = build_crl(cert, key, _rows(INDEX), digest="sha256", days=180, now=NOW)
+    signed = build_crl(cert, key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
     crl = x509.load_der_x509_crl(signed.der)
     assert crl.last_update_utc == NOW
     assert crl.next_update_utc == NOW + timedelta(days=180)
@@ -87,7 +89,7 @@ def test_crl_lifetime_and_issuer(ca):
 
 def test_crl_authority_key_identifier(ca):
     cert, key = ca
-    crl = x509.load_der_x509_crl(build_crl(cert, key, [], digest="sha256", days=1, now=NOW).der)
+    crl = x509.load_der_x509_crl(build_crl(cert, key, [], [], digest="sha256", days=1, now=NOW).der)
     aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
     assert not aki.critical
     ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -99,7 +101,7 @@ def test_crl_authority_key_identifier(ca):
 
 def test_crl_verifies_with_openssl(ca, tmp_path):
     cert, key = ca
-    signed = build_crl(cert, key, _rows(INDEX), digest="sha256", days=180, now=NOW)
+    signed = build_crl(cert, key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
     (tmp_path / "crl.pem").write_bytes(signed.pem)
     (tmp_path / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     result = subprocess.run(
@@ -114,19 +116,19 @@ def test_crl_verifies_with_openssl(ca, tmp_path):
 def test_crl_digest_sha512_rsa():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = _make_ca(key)
-    crl = x509.load_der_x509_crl(build_crl(cert, key, [], digest="sha512", days=1, now=NOW).der)
+    crl = x509.load_der_x509_crl(build_crl(cert, key, [], [], digest="sha512", days=1, now=NOW).der)
     assert isinstance(crl.signature_hash_algorithm, hashes.SHA512)
 
 
 def test_crl_unknown_digest_rejected():
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(CRLBuildError, match="Invalid digest 'md5'"):
-        build_crl(_make_ca(key), key, [], digest="md5", days=1, now=NOW)
+        build_crl(_make_ca(key), key, [], [], digest="md5", days=1, now=NOW)
 
 
 def test_crl_pem_lines_are_64_characters():
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = build_crl(_make_ca(key), key, _rows(INDEX), digest="sha256", days=1, now=NOW).pem
+    pem = build_crl(_make_ca(key), key, *_rows(INDEX), digest="sha256", days=1, now=NOW).pem
     lines = pem.decode().splitlines()
     assert lines[0] == "-----BEGIN X509 CRL-----"
     assert lines[-1] == "-----END X509 CRL-----"
