@@ -334,3 +334,19 @@ def test_revoked_name_revoked_again(reference_for, pki_copy):
     outcome = run_case(reference_for, pki_copy, ["revoke", "bob"])
 
     assert_rejected_like_reference(outcome, str(outcome.py_pki / "issued" / "bob.crt"))
+
+
+def test_revoke_ambiguous_name_interactive(reference_for, pki_copy):
+    # compat.md: without --batch, revoke stops when a renewed certificate of
+    # the same name exists and names the specific revoke commands.
+    ref_pki, py_pki = pki_copy(FIXTURE), pki_copy(FIXTURE)
+    ref_before, py_before = pki_state(ref_pki), pki_state(py_pki)
+
+    ref = reference_for("3.2.7").run(ref_pki, "revoke", "carol", batch=False, input="yes\n", check=False)  # type: ignore[attr-defined]
+    py = run_product(py_pki, "revoke", "carol", batch=False, input="yes\n")
+
+    assert py.returncode == ref.returncode == 1
+    assert pki_state(ref_pki) == ref_before
+    assert pki_state(py_pki) == py_before
+    assert str(py_pki / "renewed" / "issued" / "carol.crt") in py.stderr
+    assert "revoke-renewed" in py.stderr
