@@ -135,6 +135,8 @@ COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LI
 
 def help_text(topic: str | None) -> str:
     """Return the overview, or the help for one command."""
+    if topic == "options":
+        return _options_help()
     if topic:
         command = COMMANDS.get(topic)
         if command is None:
@@ -148,7 +150,23 @@ def help_text(topic: str | None) -> str:
         "Commands:",
     ]
     lines.extend(f"  {command.usage}" for command in _COMMAND_LIST)
-    lines += ["", "Run 'easyrsa help COMMAND' for details, and see compat.md for differences from easy-rsa."]
+    lines += [
+        "",
+        "Run 'easyrsa help COMMAND' for details, 'easyrsa help options' for the global",
+        "options, and see compat.md for differences from easy-rsa.",
+    ]
+    return "\n".join(lines)
+
+
+def _options_help() -> str:
+    from easyrsa_py.options import OPTIONS, Kind
+
+    lines = ["Global options (before the command; values as --option=VALUE):", ""]
+    for option in OPTIONS:
+        spelling = ", ".join(option.spellings)
+        if option.kind is not Kind.FLAG:
+            spelling += "=VALUE"
+        lines.append(f"  {spelling:<34} {option.help}")
     return "\n".join(lines)
 
 

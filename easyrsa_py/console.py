@@ -53,5 +53,7 @@ class Console:
         self.stderr.flush()
         answer = self.stdin.readline()
         self.stderr.write("\n")
-        if answer.rstrip("\n") != word:
+        # The shell's `read`, which easy-rsa answers with, strips leading
+        # and trailing spaces and tabs.
+        if answer.rstrip("\n").strip(" \t") != word:
             raise ConfirmationAborted()

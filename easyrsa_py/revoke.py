@@ -206,7 +206,9 @@ def confirm_revocation(console: Console, plan: RevocationPlan) -> None:
         f"Files deleted (PKCS exports and inline files):\n{deleted}"
     )
     console.confirm(
-        "Continue with revocation: ",
+        # easy-rsa passes the prompt with two leading spaces and its confirm
+        # step indents by two more, so scripts see four.
+        "  Continue with revocation: ",
         "yes",
         "\nPlease confirm that you wish to revoke the certificate\n"
         "with the following subject:\n\n"
