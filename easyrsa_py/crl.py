@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from easyrsa_py import der
+from easyrsa_py.certificate import CertificateFile
 from easyrsa_py.errors import EasyRSAError
 
 logger = logging.getLogger(__name__)
@@ -192,23 +192,23 @@ def revoked_entries(serials: Sequence[str], revocations: Sequence[str]) -> bytes
     return b"".join([entries[position] for position in order])
 
 
-def _subject_key_id(ca_cert: x509.Certificate) -> bytes:
+def _subject_key_id(ca_cert: CertificateFile) -> bytes:
     try:
-        extension = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-        return extension.value.digest
-    except x509.ExtensionNotFound:
-        return x509.SubjectKeyIdentifier.from_public_key(ca_cert.public_key()).digest
+        key_id = ca_cert.subject_key_identifier()
+    except (ValueError, IndexError):
+        raise CRLBuildError("The CA certificate's subjectKeyIdentifier extension is malformed.") from None
+    # OpenSSL derives the key ID the same way when ca.crt has none.
+    return key_id if key_id is not None else ca_cert.computed_key_identifier()
 
 
-def authority_key_identifier(ca_cert: x509.Certificate) -> bytes:
+def authority_key_identifier(ca_cert: CertificateFile) -> bytes:
     """Encode authorityKeyIdentifier as `keyid:always,issuer:always` gives it.
 
     The key ID is the CA's subjectKeyIdentifier; the issuer and serial are
     those of the CA certificate itself, so for a sub-CA they name the root.
     """
-    issuer_name, _ = der.certificate_names_der(ca_cert.tbs_certificate_bytes)
     key_id = der.tlv(0x80, _subject_key_id(ca_cert))
-    issuer = der.tlv(0xA1, der.tlv(0xA4, issuer_name))
+    issuer = der.tlv(0xA1, der.tlv(0xA4, ca_cert.issuer_der))
     serial = der.tlv(0x82, der.integer_content(ca_cert.serial_number))
     return _extension(_OID_AUTHORITY_KEY_ID, der.sequence(key_id, issuer, serial))
 
@@ -243,7 +243,7 @@ def _sign(key: CertificateIssuerPrivateKeyTypes, digest: str, data: bytes) -> by
 
 
 def build_crl(
-    ca_cert: x509.Certificate,
+    ca_cert: CertificateFile,
     ca_key: CertificateIssuerPrivateKeyTypes,
     serials: Sequence[str],
     revocations: Sequence[str],
@@ -256,7 +256,7 @@ def build_crl(
     last_update = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     next_update = last_update + timedelta(days=days)
     algorithm = _signature_algorithm(ca_key, digest)
-    _, issuer_name = der.certificate_names_der(ca_cert.tbs_certificate_bytes)
+    issuer_name = ca_cert.subject_der
     entries = revoked_entries(serials, revocations)
     count = len(serials)
 
@@ -275,23 +275,21 @@ def build_crl(
 
     signature = _sign(ca_key, digest, tbs)
     crl_der = der.sequence(tbs, algorithm, der.tlv(der.TAG_BIT_STRING, b"\x00" + signature))
-    _check_crl(crl_der, tbs, signature, digest, ca_cert)
+    _check_signature(tbs, signature, digest, ca_cert)
     logger.info("built CRL with %d entries, next update %s", count, next_update.isoformat())
     return SignedCRL(crl_der, count, last_update, next_update)
 
 
-def _check_crl(
-    crl_der: bytes, tbs: bytes, signature: bytes, digest: str, ca_cert: x509.Certificate
-) -> None:
-    """Parse the new CRL back and verify its signature with ca.crt, so a bad CRL is never written.
+def _check_signature(tbs: bytes, signature: bytes, digest: str, ca_cert: CertificateFile) -> None:
+    """Verify the new CRL's signature with the key in ca.crt, so a bad CRL is never written.
 
-    The signature is checked over the encoded TBSCertList directly:
-    `is_signature_valid` re-encodes a large CRL first and takes far longer.
-    This check also guards against a faulty signature from a damaged key.
+    This catches a CA key that does not belong to ca.crt and a faulty
+    signature from a damaged key. The signature is checked over the
+    TBSCertList as built, because `is_signature_valid` re-encodes a large
+    CRL first and takes far longer.
     """
-    public_key = ca_cert.public_key()
     try:
-        x509.load_der_x509_crl(crl_der)
+        public_key = ca_cert.public_key()
         if isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(signature, tbs, padding.PKCS1v15(), _HASHES[digest]())
         elif isinstance(public_key, ec.EllipticCurvePublicKey):

@@ -119,3 +119,47 @@ def certificate_names_der(tbs_certificate: bytes) -> tuple[bytes, bytes]:
         tbs_certificate[issuer_start:issuer_end],
         tbs_certificate[subject_start:subject_end],
     )
+
+
+def oid_text(content: bytes) -> str:
+    """Decode the content octets of an OBJECT IDENTIFIER to dotted text."""
+    if not content or content[-1] & 0x80:
+        raise ValueError("truncated OBJECT IDENTIFIER")
+    arcs: list[int] = []
+    value = 0
+    for byte in content:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(arc) for arc in (first, arcs[0] - 40 * first, *arcs[1:]))
+
+
+def name_attributes(name: bytes) -> list[list[tuple[str, int, bytes]]]:
+    """Split an encoded Name into RDNs of (dotted OID, value tag, value content).
+
+    The values stay as encoded, because OpenSSL's one-line form escapes the
+    raw bytes of each value.
+    """
+    tag, start, end = read_tlv(name, 0)
+    if tag != TAG_SEQUENCE or end != len(name):
+        raise ValueError("a Name must be one SEQUENCE")
+    rdns = []
+    for rdn_tag, rdn_start, rdn_end in children(name, start, end):
+        if rdn_tag != 0x31:
+            raise ValueError("a relative distinguished name must be a SET")
+        _, set_start, set_end = read_tlv(name, rdn_start)
+        attributes = []
+        for pair_tag, pair_start, _ in children(name, set_start, set_end):
+            if pair_tag != TAG_SEQUENCE:
+                raise ValueError("an attribute must be a SEQUENCE")
+            _, pair_content, pair_end = read_tlv(name, pair_start)
+            fields = children(name, pair_content, pair_end)
+            if len(fields) != 2 or fields[0][0] != TAG_OID:
+                raise ValueError("an attribute must hold an OID and a value")
+            _, oid_start, oid_end = read_tlv(name, fields[0][1])
+            value_tag, value_start, value_end = read_tlv(name, fields[1][1])
+            attributes.append((oid_text(name[oid_start:oid_end]), value_tag, name[value_start:value_end]))
+        rdns.append(attributes)
+    return rdns

@@ -9,9 +9,12 @@ follow crypto/x509/x509_obj.c in OpenSSL 3.0.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.x509.name import _ASN1Type
+from easyrsa_py.der import name_attributes
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +199,38 @@ def subject_oneline(name: x509.Name) -> str:
     return "".join(parts)
 
 
+def oneline_from_der(name: bytes) -> str:
+    """Render an encoded Name as subject_oneline() does, from its DER.
+
+    The value bytes come straight from the encoding, so no string type
+    needs decoding. Raises ValueError for a malformed Name.
+    """
+    parts: list[str] = []
+    for rdn in name_attributes(name):
+        separator = "/"
+        for dotted, tag, value in rdn:
+            if tag == _TAG_GENERAL_STRING:
+                value = _collapse_general_string(value)
+            parts.append(separator)
+            parts.append(SHORT_NAMES.get(dotted, dotted[:_OID_TEXT_MAX]))
+            parts.append("=")
+            parts.append(escape_value(value))
+            separator = "+"
+    return "".join(parts)
+
+
+_TAG_GENERAL_STRING = 0x1B
+
+
+def _collapse_general_string(value: bytes) -> bytes:
+    # X509_NAME_oneline() reads a GeneralString whose length is a multiple
+    # of four and whose first three bytes of every four are zero as
+    # four-byte characters, and keeps only their last byte.
+    if len(value) % 4 or any(byte for position, byte in enumerate(value) if position % 4 != 3):
+        return value
+    return value[3::4]
+
+
 def attribute_short_name(oid: x509.ObjectIdentifier) -> str:
     """Return OpenSSL's short name for `oid`, or its dotted text if unknown."""
     dotted = oid.dotted_string
@@ -210,6 +245,8 @@ def attribute_value_bytes(attribute: x509.NameAttribute[str | bytes]) -> bytes:
     OpenSSL 3.0 collapses four-byte characters only for GeneralString, which
     `cryptography` cannot parse at all.
     """
+    from cryptography.x509.name import _ASN1Type
+
     value: str | bytes = attribute.value
     if isinstance(value, bytes):
         return value

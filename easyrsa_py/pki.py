@@ -11,9 +11,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    PublicKeyTypes,
+)
+
+from easyrsa_py.certificate import CertificateFile, read_certificate
 
 from easyrsa_py.errors import CANotFound, CryptoMismatch, FileFormatError, PassphraseError, PKINotFound
 from easyrsa_py.passphrase import prompt_passphrase, read_passphrase
@@ -136,24 +140,12 @@ def require_ca(layout: PKILayout) -> None:
             )
 
 
-def load_certificate(path: Path) -> x509.Certificate:
-    """Read a PEM certificate, raising FileFormatError when it is not one."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError as error:
-        raise FileFormatError(path, None, f"not a valid PEM certificate ({error}).") from None
-
-
-def load_ca_certificate(layout: PKILayout) -> x509.Certificate:
-    return load_certificate(layout.ca_cert)
+def load_ca_certificate(layout: PKILayout) -> CertificateFile:
+    return read_certificate(layout.ca_cert)
 
 
 def load_ca_key(
-    layout: PKILayout, passin: str | None, certificate: x509.Certificate
+    layout: PKILayout, passin: str | None, certificate: CertificateFile
 ) -> CertificateIssuerPrivateKeyTypes:
     """Load private/ca.key, asking for its passphrase when it is encrypted.
 
@@ -202,15 +194,24 @@ def _load_key(path: Path, data: bytes, password: bytes | None) -> CertificateIss
         ) from None
 
 
+def certificate_public_key(certificate: CertificateFile, path: Path) -> PublicKeyTypes:
+    """Load the certificate's public key, raising FileFormatError when it cannot be read."""
+    try:
+        return certificate.public_key()
+    except ValueError as error:
+        raise FileFormatError(path, None, f"its public key cannot be read ({error}).") from None
+
+
 def _check_key_matches(
     key: CertificateIssuerPrivateKeyTypes,
-    certificate: x509.Certificate,
+    certificate: CertificateFile,
     key_path: Path,
     cert_path: Path,
 ) -> None:
     raw = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER
-    if key.public_key().public_bytes(der, raw) != certificate.public_key().public_bytes(der, raw):
+    certificate_key = certificate_public_key(certificate, cert_path)
+    if key.public_key().public_bytes(der, raw) != certificate_key.public_bytes(der, raw):
         raise CryptoMismatch(
             f"The CA key {key_path} does not match the CA certificate {cert_path}. "
             "Restore the key that belongs to this CA."

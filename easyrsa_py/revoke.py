@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cryptography import x509
-
 from easyrsa_py import files
 from easyrsa_py.console import Console
 from easyrsa_py.display import multiline_dn
@@ -36,12 +34,12 @@ from easyrsa_py.index import (
     IndexDatabase,
     IndexRow,
     format_attr,
-    format_openssl_time,
     parse_attr,
     serial_hex,
 )
-from easyrsa_py.names import subject_oneline
-from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key, load_certificate
+from easyrsa_py.names import oneline_from_der
+from easyrsa_py.certificate import CertificateFile, check_request, read_certificate
+from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
 
 logger = logging.getLogger(__name__)
 
@@ -95,21 +93,20 @@ class RevocationPlan:
     name: str
     reason: str | None
     certificate_path: Path
-    certificate: x509.Certificate
+    certificate: CertificateFile
     serial: str
     moves: list[tuple[Path, Path]] = field(default_factory=list)
     deletions: list[Path] = field(default_factory=list)
     finishing: bool = False
 
 
-def _is_self_signed_by_easyrsa(certificate: x509.Certificate) -> bool:
+def _is_self_signed_by_easyrsa(certificate: CertificateFile, path: Path) -> bool:
     # easy-rsa's self-sign commands write the certificate's own serial into
     # authorityKeyIdentifier; easy-rsa refuses to revoke such certificates.
     try:
-        aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        return False
-    return aki.authority_cert_serial_number == certificate.serial_number
+        return certificate.authority_serial_number() == certificate.serial_number
+    except (ValueError, IndexError):
+        raise FileFormatError(path, None, "its authorityKeyIdentifier extension is malformed.") from None
 
 
 def _check_conflicts(layout: PKILayout, command: str, name: str, batch: bool) -> None:
@@ -130,12 +127,8 @@ def _check_conflicts(layout: PKILayout, command: str, name: str, batch: bool) ->
 
 
 def _check_request(path: Path) -> None:
-    if not path.is_file():
-        return
-    try:
-        x509.load_pem_x509_csr(path.read_bytes())
-    except ValueError:
-        raise FileFormatError(path, None, "not a valid PEM certificate request.") from None
+    if path.is_file():
+        check_request(path)
 
 
 def plan_revocation(
@@ -152,8 +145,8 @@ def plan_revocation(
             "Check the name, or use revoke-expired or revoke-renewed for older certificates.",
         )
     _check_conflicts(layout, command, name, batch)
-    certificate = load_certificate(cert_path)
-    if _is_self_signed_by_easyrsa(certificate):
+    certificate = read_certificate(cert_path)
+    if _is_self_signed_by_easyrsa(certificate, cert_path):
         raise RevocationConflict(f"Cannot {command} {cert_path}: it is a self-signed certificate.")
     if moves_key_and_request:
         _check_request(layout.request(name))
@@ -212,7 +205,7 @@ def confirm_revocation(console: Console, plan: RevocationPlan) -> None:
         "yes",
         "\nPlease confirm that you wish to revoke the certificate\n"
         "with the following subject:\n\n"
-        f"{multiline_dn(plan.certificate.subject)}\n"
+        f"{multiline_dn(plan.certificate.subject_der)}\n"
         f"    serial-number             = {plan.serial}\n\n"
         f"    Reason: {plan.reason or 'None given'}",
     )
@@ -221,12 +214,11 @@ def confirm_revocation(console: Console, plan: RevocationPlan) -> None:
 def _updated_row(database: IndexDatabase, plan: RevocationPlan, now: datetime) -> IndexRow | None:
     """Return the revoked row to store, or None when the row is already revoked."""
     certificate = plan.certificate
-    subject = subject_oneline(certificate.subject)
+    subject = oneline_from_der(certificate.subject_der) or plan.serial
     row = database.find(certificate.serial_number)
     if row is None:
         # As `openssl ca -revoke` does for a certificate missing from the database.
-        expires = format_openssl_time(certificate.not_valid_after_utc)
-        row = IndexRow("V", expires, "", plan.serial, "unknown", subject)
+        row = IndexRow("V", certificate.not_after_text, "", plan.serial, "unknown", subject)
         logger.warning("serial %s was not in index.txt; adding it as revoked", plan.serial)
     elif row.subject != subject:
         raise RevocationConflict(

@@ -12,10 +12,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from easyrsa_py.certificate import CertificateFile
 from easyrsa_py.crl import CRLBuildError, build_crl
 from easyrsa_py.index import parse_index
 
 NOW = datetime(2026, 12, 4, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def _ca_file(cert):
+    return CertificateFile.from_der(cert.public_bytes(serialization.Encoding.DER))
 
 
 def _make_ca(key):
@@ -65,7 +70,7 @@ def ca(request):
 
 def test_crl_entries_sorted_with_extensions(ca):
     cert, key = ca
-    signed = build_crl(cert, key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
+    signed = build_crl(_ca_file(cert), key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
     crl = x509.load_der_x509_crl(signed.der)
     assert crl.is_signature_valid(cert.public_key())
     assert [entry.serial_number for entry in crl] == [0x0B, 0x0C, 0x0D, 0x0E, 0x80]
@@ -80,7 +85,7 @@ def test_crl_entries_sorted_with_extensions(ca):
 
 def test_crl_lifetime_and_issuer(ca):
     cert, key = ca
-    signed = build_crl(cert, key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
+    signed = build_crl(_ca_file(cert), key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
     crl = x509.load_der_x509_crl(signed.der)
     assert crl.last_update_utc == NOW
     assert crl.next_update_utc == NOW + timedelta(days=180)
@@ -89,7 +94,7 @@ def test_crl_lifetime_and_issuer(ca):
 
 def test_crl_authority_key_identifier(ca):
     cert, key = ca
-    crl = x509.load_der_x509_crl(build_crl(cert, key, [], [], digest="sha256", days=1, now=NOW).der)
+    crl = x509.load_der_x509_crl(build_crl(_ca_file(cert), key, [], [], digest="sha256", days=1, now=NOW).der)
     aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
     assert not aki.critical
     ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -101,7 +106,7 @@ def test_crl_authority_key_identifier(ca):
 
 def test_crl_verifies_with_openssl(ca, tmp_path):
     cert, key = ca
-    signed = build_crl(cert, key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
+    signed = build_crl(_ca_file(cert), key, *_rows(INDEX), digest="sha256", days=180, now=NOW)
     (tmp_path / "crl.pem").write_bytes(signed.pem)
     (tmp_path / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     result = subprocess.run(
@@ -116,19 +121,19 @@ def test_crl_verifies_with_openssl(ca, tmp_path):
 def test_crl_digest_sha512_rsa():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = _make_ca(key)
-    crl = x509.load_der_x509_crl(build_crl(cert, key, [], [], digest="sha512", days=1, now=NOW).der)
+    crl = x509.load_der_x509_crl(build_crl(_ca_file(cert), key, [], [], digest="sha512", days=1, now=NOW).der)
     assert isinstance(crl.signature_hash_algorithm, hashes.SHA512)
 
 
 def test_crl_unknown_digest_rejected():
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(CRLBuildError, match="Invalid digest 'md5'"):
-        build_crl(_make_ca(key), key, [], [], digest="md5", days=1, now=NOW)
+        build_crl(_ca_file(_make_ca(key)), key, [], [], digest="md5", days=1, now=NOW)
 
 
 def test_crl_pem_lines_are_64_characters():
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = build_crl(_make_ca(key), key, *_rows(INDEX), digest="sha256", days=1, now=NOW).pem
+    pem = build_crl(_ca_file(_make_ca(key)), key, *_rows(INDEX), digest="sha256", days=1, now=NOW).pem
     lines = pem.decode().splitlines()
     assert lines[0] == "-----BEGIN X509 CRL-----"
     assert lines[-1] == "-----END X509 CRL-----"
