@@ -116,7 +116,7 @@ def read_certificate(path: Path) -> CertificateFile:
 
 
 def check_request(path: Path) -> None:
-    """Raise FileFormatError unless `path` holds a structurally valid PEM request."""
+    """Raise FileFormatError unless `path` contains a structurally valid PEM request."""
     data = path.read_bytes()
     try:
         blocks = pem_blocks(data, "CERTIFICATE REQUEST") or pem_blocks(data, "NEW CERTIFICATE REQUEST")

@@ -1,12 +1,12 @@
 """Building and signing the CRL from index.txt, as `openssl ca -gencrl` does.
 
 easy-rsa's gen-crl runs `openssl ca -gencrl` with its openssl-easyrsa.cnf,
-so the CRL matches what OpenSSL 3 builds from that config: a v2 CRL whose
-issuer is the CA's subject, lastUpdate now, nextUpdate EASYRSA_CRL_DAYS
-later, one entry per `R` row sorted by serial number, entry extensions
-from the row's revocation field, and one CRL extension, authorityKeyIdentifier
-with `keyid:always,issuer:always`. easy-rsa's config sets no `crlnumber`,
-so the CRL carries no CRLNumber extension.
+and this module builds the same CRL that OpenSSL 3 builds from that config.
+It is a v2 CRL whose issuer is the CA's subject, with lastUpdate now and
+nextUpdate EASYRSA_CRL_DAYS later. It has one entry per `R` row, sorted by
+serial number, with entry extensions from the row's revocation field. Its
+one CRL extension is authorityKeyIdentifier with `keyid:always,issuer:always`.
+easy-rsa's config sets no `crlnumber`, so there is no CRLNumber extension.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def _subject_key_id(ca_cert: CertificateFile) -> bytes:
 def authority_key_identifier(ca_cert: CertificateFile) -> bytes:
     """Encode authorityKeyIdentifier as `keyid:always,issuer:always` gives it.
 
-    The key ID is the CA's subjectKeyIdentifier; the issuer and serial are
+    The key ID is the CA's subjectKeyIdentifier. The issuer and serial are
     those of the CA certificate itself, so for a sub-CA they name the root.
     """
     key_id = der.tlv(0x80, _subject_key_id(ca_cert))

@@ -55,8 +55,9 @@ _REASON_PATTERNS = (
     ("certificateHold", ("ch",), ("cer",)),
 )
 
-# Where each revoke command looks for the certificate, and whether it also
-# moves the key and request (only a current, issued certificate has them).
+# The folder each kind of revocation reads the certificate from, and whether
+# it also moves the key and request (only a current, issued certificate has
+# them).
 _SOURCES = {
     "issued": ("issued", True),
     "expired": ("expired", False),
@@ -97,7 +98,6 @@ class RevocationPlan:
     serial: str
     moves: list[tuple[Path, Path]] = field(default_factory=list)
     deletions: list[Path] = field(default_factory=list)
-    finishing: bool = False
 
 
 def _is_self_signed_by_easyrsa(certificate: CertificateFile, path: Path) -> bool:
