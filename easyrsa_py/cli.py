@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from easyrsa_py.commands import COMMANDS, Context, help_text, version_text
+from easyrsa_py.commands import COMMANDS, NOT_YET_IMPLEMENTED, Context, help_text, version_text
 from easyrsa_py.console import Console
 from easyrsa_py.errors import EasyRSAError, UsageError
 from easyrsa_py.lock import PKILock
@@ -44,11 +44,18 @@ def _run(argv: list[str], console: Console) -> int:
         console.output(version_text())
         return 0
     command = COMMANDS.get(parsed.command)
+    if command is None and parsed.command in NOT_YET_IMPLEMENTED:
+        raise UsageError(
+            f"'{parsed.command}' is an easy-rsa command that easyrsa_py does not implement yet. "
+            "Run the real easy-rsa script for it; both work on the same PKI."
+        )
     if command is None:
         raise UsageError(f"Unknown command '{parsed.command}'. Run 'easyrsa help' for the list of commands.")
 
     options = dict(parsed.options)
     days = options.pop("EASYRSA_ALIAS_DAYS", None)
+    if days == "0" and command.name != "show-expire":
+        raise UsageError(f"Invalid --days=0 for '{command.name}': use 1 or more days.")
     if days is not None and command.days_variable:
         options[command.days_variable] = days
     settings = build_settings(options, os.environ, Path.cwd())

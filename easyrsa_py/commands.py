@@ -45,11 +45,16 @@ def _revoke_handler(kind: str) -> Handler:
     def handle(context: Context, arguments: list[str]) -> int:
         from easyrsa_py.revoke import normalize_reason, revoke
 
-        command = {"issued": "revoke-issued", "expired": "revoke-expired", "renewed": "revoke-renewed"}[kind]
+        command = context.command_name
         if not arguments:
             raise UsageError(f"Missing certificate name: usage is '{command} NAME [REASON]'.")
         if len(arguments) > 2:
-            raise UsageError(f"Unexpected argument '{arguments[2]}': usage is '{command} NAME [REASON]'.")
+            raise UsageError(
+                f"Unexpected argument '{arguments[2]}': usage is '{command} NAME [REASON]'."
+                + _option_hint(arguments[2])
+            )
+        if len(arguments) == 2 and arguments[1].startswith("-"):
+            raise UsageError(f"Invalid revocation reason '{arguments[1]}'.{_option_hint(arguments[1])}")
         reason = normalize_reason(arguments[1]) if len(arguments) == 2 else None
         revoke(
             context.layout,
@@ -65,9 +70,18 @@ def _revoke_handler(kind: str) -> Handler:
     return handle
 
 
+def _option_hint(word: str) -> str:
+    if not word.startswith("-"):
+        return ""
+    return " Options go before the command, as in 'easyrsa --batch revoke NAME'."
+
+
 def _no_arguments(command: str, arguments: list[str]) -> None:
     if arguments:
-        raise UsageError(f"Unexpected argument '{arguments[0]}': '{command}' takes no arguments.")
+        raise UsageError(
+            f"Unexpected argument '{arguments[0]}': '{command}' takes no arguments."
+            + _option_hint(arguments[0])
+        )
 
 
 def _gen_crl(context: Context, arguments: list[str]) -> int:
@@ -75,6 +89,12 @@ def _gen_crl(context: Context, arguments: list[str]) -> int:
 
     _no_arguments("gen-crl", arguments)
     settings = context.settings
+    if settings.crl_days < 1:
+        raise UsageError(
+            f"Invalid CRL lifetime of {settings.crl_days} days (--days or EASYRSA_CRL_DAYS): a CRL "
+            "valid for 0 days is already expired, and servers that check it reject every "
+            "client. Use 1 or more; the default is 180."
+        )
     crl = generate_crl(context.layout, passin=settings.passin, digest=settings.digest, days=settings.crl_days)
     context.console.notice(
         f"Wrote the CRL with {crl.entry_count} revoked certificate(s):\n"
@@ -126,8 +146,9 @@ _REVOKE_REASONS = (
 
 _COMMAND_LIST = (
     Command("revoke", _revoke_handler("issued"), "revoke NAME [REASON]",
-            "Revoke the issued certificate NAME; with expired or renewed ones of the same "
-            "name present, use the specific command.\n" + _REVOKE_REASONS),
+            "Revoke the issued certificate NAME.\nWhen an expired or renewed certificate of "
+            "the same name exists too, use revoke-issued,\nrevoke-expired or revoke-renewed "
+            "instead (or --batch to revoke the issued one).\n" + _REVOKE_REASONS),
     Command("revoke-issued", _revoke_handler("issued"), "revoke-issued NAME [REASON]",
             "Revoke the current certificate in issued/ and move it, its key and request "
             "to revoked/.\n" + _REVOKE_REASONS),
@@ -144,11 +165,25 @@ _COMMAND_LIST = (
 
 COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LIST}
 
+# easy-rsa commands (3.1.0 to 3.2.7) that easyrsa_py does not implement yet.
+NOT_YET_IMPLEMENTED = frozenset({
+    "init-pki", "clean-all", "build-ca", "renew-ca", "self-sign-server", "self-sign-client",
+    "gen-dh", "gen-req", "sign-req", "sign", "import-req", "import-ca", "import-tls-key",
+    "build-client-full", "build-server-full", "build-serverClient-full", "renew", "expire",
+    "inline", "set-pass", "set-rsa-pass", "set-ec-pass", "set-ed-pass", "export-p1",
+    "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca", "show-expire",
+    "show-revoke", "show-renew", "show-eku", "x509-eku", "show-host", "display-dn",
+    "verify-cert", "verify", "serial", "check-serial", "rand", "random", "gen-tls-auth-key",
+    "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "renewable", "upgrade",
+})
+
 
 def help_text(topic: str | None) -> str:
     """Return the overview, or the help for one command."""
     if topic == "options":
         return _options_help()
+    if topic == "help":
+        return "Usage: easyrsa help [COMMAND | options]\n\nShow the command list, one command's help, or the global options."
     if topic:
         command = COMMANDS.get(topic)
         if command is None:

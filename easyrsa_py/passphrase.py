@@ -74,11 +74,33 @@ def read_passphrase(source: str) -> bytes:
     )
 
 
-def prompt_passphrase(key_path: Path) -> bytes:
-    """Ask on the terminal, with the prompt OpenSSL uses, which expect scripts answer."""
+def _has_terminal() -> bool:
     try:
-        return getpass.getpass(f"Enter pass phrase for {key_path}:").encode()
-    except EOFError:
-        raise PassphraseError(
-            f"No passphrase was given for {key_path}. Use --passin to supply one."
-        ) from None
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def prompt_passphrase(key_path: Path) -> bytes:
+    """Ask for a passphrase with the prompt OpenSSL uses, which expect scripts answer.
+
+    Like OpenSSL, this asks on the terminal without echo, and reads a line
+    from standard input when the process has no terminal.
+    """
+    prompt = f"Enter pass phrase for {key_path}:"
+    missing = PassphraseError(
+        f"No passphrase was given for {key_path}. Use --passin (env:, file:, fd: or stdin) to supply one."
+    )
+    if _has_terminal():
+        try:
+            return getpass.getpass(prompt).encode()
+        except EOFError:
+            raise missing from None
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    sys.stderr.write("\n")
+    if not line:
+        raise missing
+    return line.rstrip("\n").encode()

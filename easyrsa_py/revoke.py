@@ -302,6 +302,6 @@ def revoke(
         )
     console.notice(
         f"Revoked '{plan.name}' (serial {plan.serial}).\n"
-        "The certificate is still accepted until you run 'gen-crl' and install the "
-        "new CRL wherever it is checked (for example with 'upload' for AWS Client VPN)."
+        "The certificate is still accepted until you run 'gen-crl' and install the new\n"
+        "CRL wherever it is checked (OpenVPN servers, AWS Client VPN endpoints)."
     )

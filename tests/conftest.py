@@ -102,7 +102,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = []
     for version, result in locate_all().items():
         if isinstance(result, ReferenceNotFound):
-            lines.append(f"reference easy-rsa {version}: NOT FOUND")
+            lines.append(
+                f"reference easy-rsa {version}: NOT FOUND, so its tests are skipped; set "
+                f"EASYRSA_REFERENCE_DIR to a folder with {version}/ holding its .deb or tree"
+            )
         else:
             lines.append(f"reference {result.describe()}")
     return lines

@@ -125,7 +125,8 @@ def test_command_not_yet_implemented(pki_copy, command):
     result = run_product(pki, command, "alice")
 
     assert result.returncode == 1
-    assert f"Unknown command '{command}'" in result.stderr
+    assert f"'{command}' is an easy-rsa command that easyrsa_py does not implement yet" in result.stderr
+    assert "Run the real easy-rsa script for it" in result.stderr
     assert pki_state(pki) == before
 
 
@@ -361,3 +362,25 @@ def test_umask_invalid(tmp_path, reference_for):
 
     assert result.returncode == reference.returncode == 1
     assert "999" in result.stderr
+
+
+@pytest.mark.parametrize("setting", [("--days=0",), ()])
+def test_gen_crl_zero_days_rejected(pki_copy, setting):
+    pki = pki_copy("v3.2.7-rsa")
+    before = pki_state(pki)
+    env = {} if setting else {"EASYRSA_CRL_DAYS": "0"}
+
+    result = run_product(pki, *setting, "gen-crl", env=env)
+
+    assert result.returncode == 1
+    assert "0 days" in result.stderr or "--days=0" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_option_after_command_hint(pki_copy):
+    pki = pki_copy("v3.2.7-rsa")
+
+    result = run_product(pki, "gen-crl", "--days=30")
+
+    assert result.returncode == 1
+    assert "Options go before the command" in result.stderr
