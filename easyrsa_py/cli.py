@@ -8,6 +8,7 @@ EasyRSAError into a message on stderr and the error's exit code.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from easyrsa_py.commands import COMMANDS, NOT_YET_IMPLEMENTED, Context, help_text, version_text
 from easyrsa_py.console import Console
-from easyrsa_py.errors import EasyRSAError, UsageError
+from easyrsa_py.errors import EXIT_ERROR, EasyRSAError, UsageError
+from easyrsa_py.files import NotARegularFile
 from easyrsa_py.lock import PKILock
 from easyrsa_py.options import parse_command_line
 from easyrsa_py.pki import require_ca, require_pki
@@ -79,6 +81,20 @@ def _run(argv: list[str], console: Console) -> int:
         return command.handler(context, parsed.arguments)
 
 
+def _describe_os_error(error: OSError) -> str:
+    """Say which file an operating-system error concerns and what to check."""
+    path = error.filename or "a PKI file"
+    if isinstance(error, NotARegularFile):
+        return f"Cannot write {path}: it is not a regular file. Move it away and run the command again."
+    if isinstance(error, PermissionError):
+        return f"Permission denied for {path}. Check its owner and mode, and those of its folder."
+    if error.errno == errno.ENOSPC:
+        return f"No space left on the device for {path}. Free some space and run the command again."
+    if error.errno == errno.ENAMETOOLONG:
+        return f"The file name {path} is too long."
+    return f"{error.strerror or error}: {path}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one easyrsa command and return its exit code."""
     console = Console()
@@ -87,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     except EasyRSAError as error:
         sys.stderr.write(f"\nError: {error}\n")
         return error.exit_code
+    except OSError as error:
+        sys.stderr.write(f"\nError: {_describe_os_error(error)}\n")
+        return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("\nInterrupted.\n")
         return EXIT_INTERRUPTED

@@ -84,11 +84,21 @@ def _no_arguments(command: str, arguments: list[str]) -> None:
         )
 
 
+# A CRL's nextUpdate must fit a GeneralizedTime year, so at most 9999; a
+# million days (about 2,700 years) keeps any run before 7000 inside it.
+_MAX_CRL_DAYS = 1_000_000
+
+
 def _gen_crl(context: Context, arguments: list[str]) -> int:
     from easyrsa_py.database import generate_crl
 
     _no_arguments("gen-crl", arguments)
     settings = context.settings
+    if settings.crl_days > _MAX_CRL_DAYS:
+        raise UsageError(
+            f"Invalid CRL lifetime of {settings.crl_days} days (--days or EASYRSA_CRL_DAYS): "
+            f"use at most {_MAX_CRL_DAYS} days."
+        )
     if settings.crl_days < 1:
         raise UsageError(
             f"Invalid CRL lifetime of {settings.crl_days} days (--days or EASYRSA_CRL_DAYS): a CRL "

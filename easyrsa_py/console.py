@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from easyrsa_py.errors import ConfirmationAborted
+from easyrsa_py.passphrase import read_line_unbuffered
 
 
 @dataclass
@@ -41,6 +42,16 @@ class Console:
             self.stderr.write(f"\nWARNING\n=======\n{text}\n\n")
             self.stderr.flush()
 
+    def _read_answer(self) -> str:
+        # A real stream is read unbuffered, so a passphrase on the next line
+        # stays for the passphrase reader.
+        try:
+            fd = self.stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            return self.stdin.readline()
+        line = read_line_unbuffered(fd)
+        return "" if line is None else line.decode(errors="replace")
+
     def confirm(self, prompt: str, word: str, message: str) -> None:
         """Ask the user to type `word`, raising ConfirmationAborted otherwise.
 
@@ -51,7 +62,7 @@ class Console:
         self.stderr.write(f"{message}\n\nType the word '{word}' to continue, or any other input to abort.\n")
         self.stderr.write(f"  {prompt}")
         self.stderr.flush()
-        answer = self.stdin.readline()
+        answer = self._read_answer()
         self.stderr.write("\n")
         # The shell's `read`, which easy-rsa answers with, strips leading
         # and trailing spaces and tabs.

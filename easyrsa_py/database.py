@@ -28,12 +28,13 @@ def generate_crl(
     OpenVPN server that reads crl.pem never sees a partial file or loses
     read access.
     """
+    for path in (layout.crl_pem, layout.crl_der):
+        files.resolve_target(path)
     ca_cert = load_ca_certificate(layout)
     ca_key = load_ca_key(layout, passin, ca_cert)
     serials, revocations = read_revocations(layout.index)
     crl = build_crl(ca_cert, ca_key, serials, revocations, digest=digest, days=days, now=now)
-    files.atomic_write(layout.crl_pem, crl.pem)
-    files.atomic_write(layout.crl_der, crl.der)
+    files.atomic_write_all([(layout.crl_pem, crl.pem, None), (layout.crl_der, crl.der, None)])
     return crl
 
 

@@ -10,6 +10,7 @@ partial one. A replaced file keeps its mode and owner, as easy-rsa's
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -38,14 +39,58 @@ def _keep_owner(fd: int, old: os.stat_result) -> None:
         os.fchown(fd, old.st_uid, old.st_gid)
 
 
+class NotARegularFile(OSError):
+    """The target of a write exists but is a folder, device or other special file."""
+
+
+def resolve_target(path: Path) -> Path:
+    """Return the file a write to `path` must replace, following symbolic links.
+
+    `cp -p` and OpenSSL write through a link to its target, so replacing
+    crl.pem that links elsewhere updates the file the link names. Raises
+    NotARegularFile when that target exists but is not a regular file.
+    """
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if target.exists() and not target.is_file():
+        raise NotARegularFile(errno.EISDIR if target.is_dir() else errno.EINVAL, "not a regular file", str(target))
+    return target
+
+
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Replace or create `path` with `data` so no reader sees a partial file.
 
     An existing file keeps its mode and owner. A new file gets `mode`, or
     0o666 less the umask, as a plain `open()` would give it.
     """
+    atomic_write_all([(path, data, mode)])
+
+
+def atomic_write_all(writes: list[tuple[Path, bytes, int | None]]) -> None:
+    """Replace several files together: all are written out before any is renamed.
+
+    A failure while writing (a full disk, a read-only folder) leaves every
+    target as it was. Only the renames, which do not fail for lack of space,
+    come after the first change.
+    """
+    prepared: list[tuple[str, Path]] = []
     try:
-        old: os.stat_result | None = os.stat(path)
+        for path, data, mode in writes:
+            target = resolve_target(path)
+            prepared.append((_write_temporary(target, data, mode), target))
+    except BaseException:
+        for temp_name, _ in prepared:
+            _remove_quietly(Path(temp_name))
+        raise
+    for temp_name, target in prepared:
+        os.replace(temp_name, target)
+        _fsync_dir(target.parent)
+        logger.debug("wrote %s", target)
+
+
+def _write_temporary(target: Path, data: bytes, mode: int | None) -> str:
+    """Write `data` to a new temporary file beside `target` and return its name."""
+    try:
+        old: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
         old = None
     if old is not None:
@@ -55,7 +100,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     else:
         target_mode = 0o666 & ~current_umask()
 
-    fd, temp_name = _create_temporary(path)
+    fd, temp_name = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -64,12 +109,14 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
             if old is not None:
                 _keep_owner(handle.fileno(), old)
             os.fsync(handle.fileno())
-        os.replace(temp_name, path)
+    except OSError as error:
+        _remove_quietly(Path(temp_name))
+        # Name the file the user knows, not the temporary one.
+        raise OSError(error.errno, error.strerror, str(target)) from error
     except BaseException:
         _remove_quietly(Path(temp_name))
         raise
-    _fsync_dir(path.parent)
-    logger.debug("wrote %s (%d bytes)", path, len(data))
+    return temp_name
 
 
 def _create_temporary(path: Path) -> tuple[int, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -33,18 +34,39 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+# A PID and a newline; anything longer is not a lock file easy-rsa wrote.
+_MAX_LOCK_BYTES = 64
+
+
 def _read_pid(path: Path) -> int | None:
+    """Return the PID in the lock file, or None if it has none.
+
+    The file is opened without blocking and read only if it is a regular
+    file, so a FIFO or a link to a device named lock.file cannot hang or
+    exhaust memory.
+    """
     try:
-        text = path.read_text(encoding="ascii", errors="replace").strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, _MAX_LOCK_BYTES).decode("ascii", errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def describe_holder(path: Path) -> LockHeld:
     """Build the error for a lock file that already exists."""
     pid = _read_pid(path)
-    if pid is None:
+    if not path.is_file():
+        detail = "it is not a regular file"
+        advice = "Remove it if no easyrsa or easyrsa-py command is running, then retry."
+    elif pid is None:
         detail = "it does not contain a process ID"
         advice = "If no easyrsa or easyrsa-py command is running, delete it and retry."
     elif _process_exists(pid):
@@ -55,6 +77,13 @@ def describe_holder(path: Path) -> LockHeld:
         advice = "Delete the file and retry."
     message = f"The PKI is locked: {path} exists ({detail}).\n{advice}"
     return LockHeld(path, message, pid=pid)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class PKILock:
@@ -76,8 +105,14 @@ class PKILock:
             ) from None
         try:
             os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        finally:
+        except OSError as error:
             os.close(fd)
+            _remove_quietly(self.path)
+            raise EasyRSAError(
+                f"Cannot write the lock file {self.path}: {error.strerror}. "
+                "Check the free space and permissions of the PKI folder."
+            ) from None
+        os.close(fd)
         self._held = True
         logger.debug("created lock file %s", self.path)
 

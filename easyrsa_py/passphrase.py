@@ -24,40 +24,51 @@ def _first_line(data: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
 
 
-def _read_fd_line(fd: int, source: str) -> bytes:
+def read_line_unbuffered(fd: int) -> bytes | None:
+    """Read one line from a file descriptor a byte at a time, or None at end of input.
+
+    Reading byte by byte leaves the rest of the input unread, so a
+    confirmation answer and a passphrase can arrive on one stream, one line
+    each, as with easy-rsa.
+    """
     chunks: list[bytes] = []
-    total = 0
-    while total < _MAX_LINE:
-        try:
-            chunk = os.read(fd, 1)
-        except OSError as error:
-            raise PassphraseError(
-                f"Cannot read the passphrase from {source}: {error.strerror}."
-            ) from None
-        if not chunk or chunk == b"\n":
+    while len(chunks) <= _MAX_LINE:
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return b"".join(chunks) if chunks else None
+        if chunk == b"\n":
             break
         chunks.append(chunk)
-        total += 1
-    return _first_line(b"".join(chunks))
+    return b"".join(chunks)
+
+
+def _read_fd_line(fd: int, source: str) -> bytes:
+    try:
+        line = read_line_unbuffered(fd)
+    except OSError as error:
+        raise PassphraseError(f"Cannot read the passphrase from {source}: {error.strerror}.") from None
+    return _first_line(line or b"")
 
 
 def read_passphrase(source: str) -> bytes:
     """Return the passphrase that an OpenSSL-style `source` names."""
     kind, _, value = source.partition(":")
     if kind == "pass" and source.startswith("pass:"):
-        return value.encode()
+        # os.fsencode restores bytes that are not UTF-8, as OpenSSL takes them.
+        return os.fsencode(value)
     if kind == "env" and source.startswith("env:"):
-        if value not in os.environ:
-            raise PassphraseError(
-                f"The passphrase variable {value} named by --passin=env:{value} is not set."
-            )
-        return os.environ[value].encode()
+        if not value:
+            raise PassphraseError("Invalid passphrase source 'env:': name the variable, as in env:CA_PASS.")
+        if os.fsencode(value) not in os.environb:
+            raise PassphraseError(f"The passphrase variable '{value}' (from env:{value}) is not set.")
+        return os.environb[os.fsencode(value)]
     if kind == "file" and source.startswith("file:"):
         try:
-            data = Path(value).read_bytes()[: _MAX_LINE + 2]
+            with open(value, "rb") as handle:
+                data = handle.read(_MAX_LINE + 2)
         except OSError as error:
             raise PassphraseError(
-                f"Cannot read the passphrase file {value}: {error.strerror}."
+                f"Cannot read the passphrase file '{value}': {error.strerror}."
             ) from None
         return _first_line(data)
     if kind == "fd" and source.startswith("fd:"):
@@ -99,8 +110,8 @@ def prompt_passphrase(key_path: Path) -> bytes:
             raise missing from None
     sys.stderr.write(prompt)
     sys.stderr.flush()
-    line = sys.stdin.readline()
+    line = read_line_unbuffered(sys.stdin.fileno())
     sys.stderr.write("\n")
-    if not line:
+    if line is None:
         raise missing
-    return line.rstrip("\n").encode()
+    return _first_line(line)

@@ -16,6 +16,7 @@ would, with "Already revoked".
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,6 +97,9 @@ class RevocationPlan:
     certificate_path: Path
     certificate: CertificateFile
     serial: str
+    database: IndexDatabase
+    attributes: dict[str, str]
+    already_revoked: bool
     moves: list[tuple[Path, Path]] = field(default_factory=list)
     deletions: list[Path] = field(default_factory=list)
 
@@ -152,19 +156,13 @@ def plan_revocation(
         _check_request(layout.request(name))
 
     serial = serial_hex(certificate.serial_number)
-    plan = RevocationPlan(command, name, reason, cert_path, certificate, serial)
-    targets = {
-        "certificate": layout.revoked_cert(serial),
-        "private key": layout.revoked_key(serial),
-        "request": layout.revoked_request(serial),
-    }
-    for label, target in targets.items():
-        if target.exists():
-            raise RevocationConflict(
-                f"Cannot revoke '{name}': the {label} {target} already exists and would be "
-                "overwritten. Serial numbers must be unique; move that file away first."
-            )
-    plan.moves.append((cert_path, targets["certificate"]))
+    database = IndexDatabase.load(layout.index)
+    row = database.find(certificate.serial_number)
+    plan = RevocationPlan(
+        command, name, reason, cert_path, certificate, serial, database,
+        attributes=_read_attributes(layout),
+        already_revoked=row is not None and row.status == "R",
+    )
     if moves_key_and_request:
         key_source, request_source = layout.private_key(name), layout.request(name)
     else:
@@ -172,12 +170,69 @@ def plan_revocation(
         # and renewed/reqs; 3.2.7 leaves them behind, 3.1.0 moved them too.
         key_source = layout.root / "renewed" / "private" / f"{name}.key"
         request_source = layout.root / "renewed" / "reqs" / f"{name}.req"
-    if request_source.is_file():
-        plan.moves.insert(0, (request_source, targets["request"]))
-    if key_source.is_file():
-        plan.moves.append((key_source, targets["private key"]))
+    # The certificate moves last: while it is still in place, running the
+    # command again finishes an interrupted revocation.
+    candidates = [
+        ("request", request_source, layout.revoked_request(serial)),
+        ("private key", key_source, layout.revoked_key(serial)),
+        ("certificate", cert_path, layout.revoked_cert(serial)),
+    ]
+    for label, source, target in candidates:
+        if _plan_move(plan, label, source, target):
+            plan.moves.append((source, target))
     plan.deletions = _files_to_delete(layout, kind, name)
+    _check_writable(layout, plan)
     return plan
+
+
+def _plan_move(plan: RevocationPlan, label: str, source: Path, target: Path) -> bool:
+    """Return whether `source` must move to `target`, or raise on a conflict."""
+    source_present = source.is_file()
+    if not (target.exists() or target.is_symlink()):
+        return source_present
+    if plan.already_revoked and not source_present:
+        return False  # moved by the interrupted revocation this run finishes
+    raise RevocationConflict(
+        f"Cannot revoke '{plan.name}': the {label} {target} already exists and would be "
+        "overwritten. Serial numbers must be unique; move that file away first."
+    )
+
+
+def _read_attributes(layout: PKILayout) -> dict[str, str]:
+    attributes = {"unique_subject": "no"}
+    path = layout.index_attr
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise FileFormatError(path, None, "not a regular file; expected 'unique_subject = no'.")
+        attributes.update(parse_attr(path.read_bytes(), path))
+    return _normalized_attributes(attributes)
+
+
+def _writable_folder(path: Path) -> Path | None:
+    """Return the folder that must be writable to create or change `path`, or None if it is."""
+    folder = path
+    while not folder.exists():
+        folder = folder.parent
+    if os.access(folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        return None
+    return folder
+
+
+def _check_writable(layout: PKILayout, plan: RevocationPlan) -> None:
+    """Raise before any change if a folder the revocation writes to is read-only."""
+    folders = {layout.root, layout.revoked_dir / "certs_by_serial"}
+    folders.update(layout.revoked_dir / sub for sub in ("private_by_serial", "reqs_by_serial"))
+    for source, target in plan.moves:
+        folders.update((source.parent, target.parent))
+    folders.update(path.parent for path in plan.deletions)
+    for folder in sorted(folders):
+        blocked = _writable_folder(folder)
+        if blocked is not None:
+            raise EasyRSAError(
+                f"Cannot revoke '{plan.name}': the folder {blocked} is not writable, so the "
+                "revocation could not be completed. Fix its permissions and run the command "
+                "again; nothing was changed."
+            )
 
 
 def _files_to_delete(layout: PKILayout, kind: str, name: str) -> list[Path]:
@@ -231,16 +286,14 @@ def _updated_row(database: IndexDatabase, plan: RevocationPlan, now: datetime) -
     return row.revoke(now, plan.reason)
 
 
-def _write_database(layout: PKILayout, database: IndexDatabase, row: IndexRow, is_new: bool) -> None:
+def _write_database(layout: PKILayout, plan: RevocationPlan, row: IndexRow, is_new: bool) -> None:
+    database = plan.database
     if is_new:
         database.append(row)
     else:
         database.replace(row.serial_number, row)
-    attributes = {"unique_subject": "no"}
-    if layout.index_attr.is_file():
-        attributes.update(parse_attr(layout.index_attr.read_bytes(), layout.index_attr))
     files.write_with_backup(layout.index, database.to_bytes())
-    files.write_with_backup(layout.index_attr, format_attr(_normalized_attributes(attributes)))
+    files.write_with_backup(layout.index_attr, format_attr(plan.attributes))
 
 
 def _normalized_attributes(attributes: dict[str, str]) -> dict[str, str]:
@@ -257,17 +310,19 @@ def apply_revocation(layout: PKILayout, plan: RevocationPlan, now: datetime | No
     file moves of an interrupted revocation were finished.
     """
     now = now or datetime.now(timezone.utc)
-    database = IndexDatabase.load(layout.index)
+    database = plan.database
     is_new = database.find(plan.certificate.serial_number) is None
     row = _updated_row(database, plan, now)
     for folder in ("certs_by_serial", "private_by_serial", "reqs_by_serial"):
         files.make_dirs(layout.revoked_dir / folder)
     if row is not None:
-        _write_database(layout, database, row, is_new)
-    for source, target in plan.moves:
+        _write_database(layout, plan, row, is_new)
+    *first_moves, certificate_move = plan.moves
+    for source, target in first_moves:
         files.move_no_clobber(source, target)
     for path in plan.deletions:
         files.remove_if_present(path)
+    files.move_no_clobber(*certificate_move)
     return row is not None
 
 

@@ -440,7 +440,7 @@ def parse_vars(
         elif statement.screened:
             note = _describe_lines(statement, statement.last_line, lines)
             if force:
-                logger.warning("Applied in %s (--force-vars): %s", path, note)
+                logger.info("Applied in %s (--force-vars): %s", path, note)
             else:
                 errors.append((statement.first_line, note))
 
@@ -448,7 +448,7 @@ def parse_vars(
         notes = [note for _, note in sorted(errors, key=lambda error: error[0])]
         raise VarsError(path, _error_message(path, notes, force))
     for note in ignored:
-        logger.warning("Ignored in %s (--force-vars): %s", path, note)
+        logger.info("Ignored in %s (--force-vars): %s", path, note)
     return VarsFile(path, dict(lookup.values), ignored, frozenset(lookup.unset))
 
 
@@ -672,20 +672,25 @@ def _block_depth_change(statement: _Statement) -> int:
     return change
 
 
+def _quoted_line(text: str) -> str:
+    """Return the line for a message, or a placeholder if it may contain a passphrase."""
+    if any(name in text for name in _PASSPHRASE_NAMES):
+        return "(text not shown: it sets a passphrase)"
+    return repr(text)
+
+
 def _describe_lines(statement: _Statement, last_line: int, lines: list[str]) -> str:
     first = statement.first_line
     where = f"line {first}" if last_line <= first else f"lines {first}-{last_line}"
-    text = lines[first - 1].strip()
+    text = _quoted_line(lines[first - 1].strip())
     reasons = statement.problems + statement.screened
-    return f"{where}: {text!r}: {'; '.join(reasons)}"
+    return f"{where}: {text}: {'; '.join(reasons)}"
 
 
 def _fatal_notes(statement: _Statement, lines: list[str]) -> list[tuple[int, str]]:
-    text = lines[statement.first_line - 1].strip()
+    text = _quoted_line(lines[statement.first_line - 1].strip())
     first = statement.first_line
-    return [
-        (first, f"line {first}: {text!r}: {message}") for message in statement.fatal
-    ]
+    return [(first, f"line {first}: {text}: {message}") for message in statement.fatal]
 
 
 def _error_message(path: Path, notes: list[str], force: bool) -> str:
