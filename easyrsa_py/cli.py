@@ -14,7 +14,13 @@ import os
 import sys
 from pathlib import Path
 
-from easyrsa_py.commands import COMMANDS, NOT_YET_IMPLEMENTED, Context, help_text, version_text
+from easyrsa_py.commands import (
+    COMMANDS,
+    NOT_YET_IMPLEMENTED,
+    Context,
+    help_text,
+    version_text,
+)
 from easyrsa_py.console import Console
 from easyrsa_py.errors import EXIT_ERROR, EasyRSAError, UsageError
 from easyrsa_py.files import NotARegularFile

@@ -15,12 +15,14 @@ import base64
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+)
 
 from easyrsa_py import der
 from easyrsa_py.certificate import CertificateFile
@@ -253,7 +255,7 @@ def build_crl(
     now: datetime | None = None,
 ) -> SignedCRL:
     """Build and sign a v2 CRL from the serial and revocation fields of the revoked rows."""
-    last_update = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    last_update = (now or datetime.now(UTC)).replace(microsecond=0)
     next_update = last_update + timedelta(days=days)
     algorithm = _signature_algorithm(ca_key, digest)
     issuer_name = ca_cert.subject_der

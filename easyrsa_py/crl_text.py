@@ -68,7 +68,9 @@ def _comma_name(name: x509.Name) -> str:
     for attribute in name:
         short = attribute.oid._name
         short = _SHORT_NAMES.get(short, short)
-        parts.append(f"{short} = {attribute.value}")
+        value = attribute.value
+        text = value if isinstance(value, str) else value.hex()
+        parts.append(f"{short} = {text}")
     return ", ".join(parts)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from easyrsa_py import files
 from easyrsa_py.crl import SignedCRL, build_crl
@@ -51,7 +51,7 @@ def update_database(layout: PKILayout, *, passin: str | None, now: datetime | No
     """
     ca_cert = load_ca_certificate(layout)
     load_ca_key(layout, passin, ca_cert)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     database = IndexDatabase.load(layout.index)
     expired = []
     for row in list(database.rows):

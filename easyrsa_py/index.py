@@ -30,13 +30,12 @@ import gc
 import logging
 import operator
 import re
-from itertools import compress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
+from itertools import compress
 from pathlib import Path
-from typing import cast
 
 from easyrsa_py.errors import FileFormatError, PKINotFound, RevocationConflict
 
@@ -604,7 +603,7 @@ def _is_valid_revocation(revocation: str) -> bool:
         return False
     if spelling in CRL_REASONS:
         return not has_extra
-    return has_extra and _revocation_extra_problem(spelling, extra) is None
+    return bool(has_extra) and _revocation_extra_problem(spelling, extra) is None
 
 
 def _revocation_problem(revocation: str) -> str:

@@ -16,6 +16,7 @@ import os
 import stat
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from easyrsa_py.errors import EasyRSAError, LockHeld
 
@@ -133,7 +134,7 @@ class PKILock:
                 raise
         logger.debug("removed lock file %s", self.path)
 
-    def __enter__(self) -> PKILock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

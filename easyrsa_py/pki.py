@@ -18,8 +18,13 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 
 from easyrsa_py.certificate import CertificateFile, read_certificate
-
-from easyrsa_py.errors import CANotFound, CryptoMismatch, FileFormatError, PassphraseError, PKINotFound
+from easyrsa_py.errors import (
+    CANotFound,
+    CryptoMismatch,
+    FileFormatError,
+    PassphraseError,
+    PKINotFound,
+)
 from easyrsa_py.passphrase import prompt_passphrase, read_passphrase
 
 logger = logging.getLogger(__name__)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from easyrsa_py import files
+from easyrsa_py.certificate import CertificateFile, check_request, read_certificate
 from easyrsa_py.console import Console
 from easyrsa_py.display import multiline_dn
 from easyrsa_py.errors import (
@@ -39,7 +40,6 @@ from easyrsa_py.index import (
     serial_hex,
 )
 from easyrsa_py.names import oneline_from_der
-from easyrsa_py.certificate import CertificateFile, check_request, read_certificate
 from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
 
 logger = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ def apply_revocation(layout: PKILayout, plan: RevocationPlan, now: datetime | No
     Returns False when the database already had the row revoked, so only the
     file moves of an interrupted revocation were finished.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     database = plan.database
     is_new = database.find(plan.certificate.serial_number) is None
     row = _updated_row(database, plan, now)
