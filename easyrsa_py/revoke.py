@@ -136,9 +136,19 @@ def _check_request(path: Path) -> None:
 
 
 def plan_revocation(
-    layout: PKILayout, command: str, kind: str, name: str, reason: str | None, batch: bool
+    layout: PKILayout,
+    command: str,
+    kind: str,
+    name: str,
+    reason: str | None,
+    batch: bool,
+    database: IndexDatabase | None = None,
 ) -> RevocationPlan:
-    """Check everything a revocation needs and list the file changes, changing nothing."""
+    """Check everything a revocation needs and list the file changes, changing nothing.
+
+    Several revocations in one run share `database`, so index.txt is read
+    and written once.
+    """
     check_file_name_base(name)
     folder, moves_key_and_request = _SOURCES[kind]
     cert_path = layout.root / folder / f"{name}.crt"
@@ -156,7 +166,8 @@ def plan_revocation(
         _check_request(layout.request(name))
 
     serial = serial_hex(certificate.serial_number)
-    database = IndexDatabase.load(layout.index)
+    if database is None:
+        database = IndexDatabase.load(layout.index)
     row = database.find(certificate.serial_number)
     plan = RevocationPlan(
         command, name, reason, cert_path, certificate, serial, database,
@@ -286,16 +297,6 @@ def _updated_row(database: IndexDatabase, plan: RevocationPlan, now: datetime) -
     return row.revoke(now, plan.reason)
 
 
-def _write_database(layout: PKILayout, plan: RevocationPlan, row: IndexRow, is_new: bool) -> None:
-    database = plan.database
-    if is_new:
-        database.append(row)
-    else:
-        database.replace(row.serial_number, row)
-    files.write_with_backup(layout.index, database.to_bytes())
-    files.write_with_backup(layout.index_attr, format_attr(plan.attributes))
-
-
 def _normalized_attributes(attributes: dict[str, str]) -> dict[str, str]:
     # OpenSSL rewrites unique_subject as a plain yes or no.
     value = attributes.get("unique_subject", "no").strip().lower()
@@ -304,26 +305,91 @@ def _normalized_attributes(attributes: dict[str, str]) -> dict[str, str]:
 
 
 def apply_revocation(layout: PKILayout, plan: RevocationPlan, now: datetime | None = None) -> bool:
-    """Record the revocation in index.txt and move the files.
+    """Record one revocation in index.txt and move its files.
 
     Returns False when the database already had the row revoked, so only the
     file moves of an interrupted revocation were finished.
     """
+    return apply_revocations(layout, [plan], now)[0]
+
+
+def apply_revocations(
+    layout: PKILayout, plans: list[RevocationPlan], now: datetime | None = None
+) -> list[bool]:
+    """Record the revocations in index.txt with one write, then move each one's files.
+
+    Returns, for each plan, whether its row was revoked now (False: it was
+    already revoked and only the moves were left).
+    """
     now = now or datetime.now(UTC)
-    database = plan.database
-    is_new = database.find(plan.certificate.serial_number) is None
-    row = _updated_row(database, plan, now)
+    changed = []
+    for plan in plans:
+        database = plan.database
+        is_new = database.find(plan.certificate.serial_number) is None
+        row = _updated_row(database, plan, now)
+        if row is not None:
+            if is_new:
+                database.append(row)
+            else:
+                database.replace(row.serial_number, row)
+        changed.append(row is not None)
     for folder in ("certs_by_serial", "private_by_serial", "reqs_by_serial"):
         files.make_dirs(layout.revoked_dir / folder)
-    if row is not None:
-        _write_database(layout, plan, row, is_new)
+    if any(changed):
+        files.write_with_backup(layout.index, plans[0].database.to_bytes())
+        files.write_with_backup(layout.index_attr, format_attr(plans[0].attributes))
+    for plan in plans:
+        _move_files(plan)
+    return changed
+
+
+def _move_files(plan: RevocationPlan) -> None:
     *first_moves, certificate_move = plan.moves
     for source, target in first_moves:
         files.move_no_clobber(source, target)
     for path in plan.deletions:
         files.remove_if_present(path)
     files.move_no_clobber(*certificate_move)
-    return row is not None
+
+
+def plan_revocations(
+    layout: PKILayout, command: str, kind: str, names: list[str], reason: str | None, batch: bool
+) -> list[RevocationPlan]:
+    """Plan the revocation of every name, sharing one database, changing nothing."""
+    if len(set(names)) != len(names):
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        raise UsageError(f"Each certificate name may be given once; repeated: {', '.join(duplicates)}.")
+    database = IndexDatabase.load(layout.index)
+    plans = [plan_revocation(layout, command, kind, name, reason, batch, database) for name in names]
+    by_serial: dict[str, str] = {}
+    for plan in plans:
+        other = by_serial.setdefault(plan.serial, plan.name)
+        if other != plan.name:
+            raise RevocationConflict(
+                f"'{other}' and '{plan.name}' are the same certificate (serial {plan.serial}); "
+                "revoke it once."
+            )
+    return plans
+
+
+def confirm_revocations(console: Console, plans: list[RevocationPlan]) -> None:
+    """Ask once: with one certificate exactly as easy-rsa asks, with several for all of them."""
+    if len(plans) == 1:
+        confirm_revocation(console, plans[0])
+        return
+    listing = "\n".join(f"    {plan.name:<25} serial-number = {plan.serial}" for plan in plans)
+    console.warn(
+        f"Revoking {len(plans)} certificates cannot be undone. Each one's certificate, and "
+        "for issued certificates its key and request, move to the 'revoked' folder; "
+        "their PKCS exports and inline files are deleted."
+    )
+    reason = plans[0].reason or "None given"
+    console.confirm(
+        "  Continue with revocation: ",
+        "yes",
+        f"\nPlease confirm that you wish to revoke these {len(plans)} certificates:\n\n"
+        f"{listing}\n\n    Reason: {reason}",
+    )
 
 
 def revoke(
@@ -336,27 +402,48 @@ def revoke(
     reason: str | None,
     passin: str | None,
 ) -> None:
-    """Run one revoke command from its checks to its closing notice."""
-    plan = plan_revocation(layout, command, kind, name, reason, console.batch)
-    confirm_revocation(console, plan)
+    """Run one revoke command for one certificate, from its checks to its closing notice."""
+    revoke_all(layout, console, command=command, kind=kind, names=[name], reason=reason, passin=passin)
+
+
+def revoke_all(
+    layout: PKILayout,
+    console: Console,
+    *,
+    command: str,
+    kind: str,
+    names: list[str],
+    reason: str | None,
+    passin: str | None,
+) -> list[RevocationPlan]:
+    """Revoke every named certificate in one locked run with one index.txt write.
+
+    Every revocation is checked before anything changes, so one bad name
+    leaves the PKI as it was.
+    """
+    plans = plan_revocations(layout, command, kind, names, reason, console.batch)
+    confirm_revocations(console, plans)
     # `openssl ca -revoke` loads the CA key, so easy-rsa asks for the CA
     # passphrase here; asking too keeps expect scripts working.
     ca_cert = load_ca_certificate(layout)
     load_ca_key(layout, passin, ca_cert)
     try:
-        completed = apply_revocation(layout, plan)
+        changed = apply_revocations(layout, plans)
     except OSError as error:
         raise EasyRSAError(
-            f"Revocation of '{plan.name}' failed while writing the PKI: {error}. "
+            f"Revocation failed while writing the PKI: {error}. "
             "Run the same command again to finish it."
         ) from error
-    if not completed:
-        console.notice(
-            f"Serial {plan.serial} was already revoked in index.txt, but its files had not "
-            f"been moved (an earlier revocation was interrupted). The moves are now done."
-        )
+    for plan, was_changed in zip(plans, changed):
+        if not was_changed:
+            console.notice(
+                f"Serial {plan.serial} was already revoked in index.txt, but its files had not "
+                f"been moved (an earlier revocation was interrupted). The moves are now done."
+            )
+    revoked = ", ".join(f"'{plan.name}' (serial {plan.serial})" for plan in plans)
     console.notice(
-        f"Revoked '{plan.name}' (serial {plan.serial}).\n"
-        "The certificate is still accepted until you run 'gen-crl' and install the new\n"
-        "CRL wherever it is checked (OpenVPN servers, AWS Client VPN endpoints)."
+        f"Revoked {revoked}.\n"
+        "Servers keep accepting a revoked certificate until you run 'gen-crl' and install\n"
+        "the new CRL wherever it is checked (OpenVPN servers, AWS Client VPN endpoints)."
     )
+    return plans
