@@ -148,6 +148,80 @@ def _update_db(context: Context, arguments: list[str]) -> int:
     return 0
 
 
+def _upload(context: Context, arguments: list[str]) -> int:
+    from easyrsa_py.upload import parse_upload_arguments, upload_crl
+
+    options = parse_upload_arguments(arguments)
+    return upload_crl(context.layout, context.settings, context.console, options)
+
+
+def _download(context: Context, arguments: list[str]) -> int:
+    from easyrsa_py.upload import download_crl, parse_download_arguments
+
+    options = parse_download_arguments(arguments)
+    return download_crl(context.layout, context.settings, context.console, options)
+
+
+def _crl_status(context: Context, arguments: list[str]) -> int:
+    from easyrsa_py.upload import crl_status, parse_status_arguments
+
+    min_days, json_output = parse_status_arguments(arguments)
+    return crl_status(context.layout, context.console, min_days, json_output)
+
+
+_AWS_SELECTION = (
+    "Endpoints: --endpoint SPEC (repeatable), where SPEC is an endpoint id\n"
+    "(cvpn-endpoint-...), REGION:ID, or the endpoint's ARN\n"
+    "(arn:aws:ec2:REGION:ACCOUNT:client-vpn-endpoint/cvpn-endpoint-...); and the\n"
+    "SPECs in EASYRSA_AWS_ENDPOINTS (vars file or environment, separated by spaces\n"
+    "or commas). --tag KEY=VALUE (repeatable) adds every endpoint that carries all\n"
+    "the given tags, searched in each --region (repeatable) or the default region.\n"
+    "\n"
+    "AWS settings, as the AWS CLI reads them: --region, then AWS_REGION, then\n"
+    "AWS_DEFAULT_REGION, then the profile's region; --profile or AWS_PROFILE;\n"
+    "--endpoint-url, or AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL. Each AWS call makes\n"
+    "at most EASYRSA_AWS_MAX_ATTEMPTS attempts (default 5; throttling and server\n"
+    "errors are retried with backoff), and each request times out after\n"
+    "EASYRSA_AWS_TIMEOUT seconds to connect or to read (default 30)."
+)
+
+_UPLOAD_HELP = (
+    "Upload crl.pem to AWS Client VPN endpoints. The CRL must parse, be signed by\n"
+    "ca.crt, hold at most 20,000 entries and have a nextUpdate more than --min-days\n"
+    "(default 7) days away; --force uploads an expiring or expired CRL anyway.\n"
+    "Each endpoint is described and its CRL exported; ours is imported only when\n"
+    "it differs, because an import resets every client connection (--force\n"
+    "imports it anyway).\n"
+    "\n"
+    "  --dry-run       check and compare, then ask EC2 whether the import is allowed;\n"
+    "                  nothing changes\n"
+    "  --wait SECONDS  poll until the endpoint returns our CRL with status active\n"
+    "  --json          print one JSON document instead of one line per endpoint\n"
+    "\n"
+    + _AWS_SELECTION + "\n"
+    "\n"
+    "Exit codes: 0 every endpoint succeeded; 1 usage, AWS setup or local CRL problem\n"
+    "(nothing was sent); 2 at least one endpoint failed."
+)
+
+_DOWNLOAD_HELP = (
+    "Export one endpoint's CRL to FILE (--out) or stdout, and say on stderr how it\n"
+    "differs from crl.pem: serials added or missing, and nextUpdate.\n"
+    "\n"
+    + _AWS_SELECTION + "\n"
+    "\n"
+    "Exit codes: 0 exported; 1 usage or AWS setup problem; 2 the export failed."
+)
+
+_CRL_STATUS_HELP = (
+    "Print crl.pem's lastUpdate, nextUpdate, days left and entry count, as JSON with\n"
+    "--json. Sends nothing to AWS.\n"
+    "\n"
+    "Exit codes: 0 more than --min-days (default 7) days left; 3 that many days or\n"
+    "fewer, or expired; 1 the CRL is missing or invalid."
+)
+
+
 _REVOKE_REASONS = (
     "REASON is one of: unspecified (us), keyCompromise (kc), CACompromise (cc),\n"
     "affiliationChanged (ac), superseded (ss), cessationOfOperation (co),\n"
@@ -171,6 +245,15 @@ _COMMAND_LIST = (
             "(--days sets it).", days_variable="EASYRSA_CRL_DAYS"),
     Command("show-crl", _show_crl, "show-crl", "Print crl.pem as text."),
     Command("update-db", _update_db, "update-db", "Mark certificates whose end date has passed as expired in index.txt."),
+    Command("upload", _upload,
+            "upload [--endpoint SPEC]... [--tag KEY=VALUE]... [--region R] [--profile P]\n"
+            "         [--endpoint-url URL] [--dry-run] [--force] [--wait SECONDS] [--min-days N] [--json]",
+            _UPLOAD_HELP, needs_ca=False),
+    Command("download", _download,
+            "download [--endpoint SPEC | --tag KEY=VALUE] [--region R] [--profile P]\n"
+            "         [--endpoint-url URL] [--out FILE]",
+            _DOWNLOAD_HELP, needs_ca=False),
+    Command("crl-status", _crl_status, "crl-status [--min-days N] [--json]", _CRL_STATUS_HELP, needs_ca=False),
 )
 
 COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LIST}
