@@ -298,6 +298,26 @@ def test_options_exit_codes_old_versions(reference_for, pki_copy, tmp_path, vers
     assert codes == expected
 
 
+@pytest.mark.parametrize(
+    "version, word, expected",
+    [
+        ("3.1.0", "--renew-days=abc", 0),
+        ("3.2.2", "--days-margin=abc", 1),
+    ],
+)
+def test_old_only_option_checked_as_origin(
+    reference_for, pki_copy, version, word, expected
+):
+    # compat.md accepts these options so that 3.1 and 3.2.2 scripts run, so
+    # each value should pass or fail as in the version that defines it.
+    # 3.1.0 takes any --renew-days, and 3.2.2 requires a number for --days-margin.
+    fixture = FIXTURE_310 if version == "3.1.0" else ED_FIXTURE
+    pair = run_pair(reference_for(version), pki_copy, fixture, word, "gen-crl")
+
+    assert pair.ref.returncode == expected
+    assert pair.py.returncode == expected, pair.py.stderr
+
+
 @pytest.mark.parametrize("command", ["revoke", "update-db", "show-crl"])
 def test_days_zero_rejected_per_command(reference_for, pki_copy, command):
     args = ["--days=0", command, *(["alice"] if command == "revoke" else [])]
