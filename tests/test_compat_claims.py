@@ -645,21 +645,32 @@ def test_help_options_lists_every_option(tmp_path):
     assert missing == []
 
 
-def test_help_lists_only_implemented(tmp_path):
+IMPLEMENTED_EASYRSA_COMMANDS = (
+    "revoke",
+    "revoke-issued",
+    "revoke-expired",
+    "revoke-renewed",
+    "gen-crl",
+    "show-crl",
+    "update-db",
+)
+
+
+def listed_commands(help_text: str) -> list[str]:
+    """Return the first word of each command line in the help overview."""
+    return [
+        line.split()[0]
+        for line in help_text.splitlines()
+        if line.startswith("  ") and not line.startswith("   ")
+    ]
+
+
+def test_help_lists_implemented_commands(tmp_path):
     result = run_product(tmp_path / "pki", "help")
 
-    usage_lines = [
-        line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")
-    ]
-    assert usage_lines == [
-        "revoke",
-        "revoke-issued",
-        "revoke-expired",
-        "revoke-renewed",
-        "gen-crl",
-        "show-crl",
-        "update-db",
-    ]
+    listed = listed_commands(result.stdout)
+    assert [name for name in IMPLEMENTED_EASYRSA_COMMANDS if name not in listed] == []
+    assert [name for name in listed if name in NOT_YET] == []
 
 
 def test_no_command_prints_help(tmp_path):
