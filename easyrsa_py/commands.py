@@ -279,6 +279,11 @@ def help_text(topic: str | None) -> str:
         return "Usage: easyrsa help [COMMAND | options]\n\nShow the command list, one command's help, or the global options."
     if topic:
         command = COMMANDS.get(topic)
+        if command is None and topic in NOT_YET_IMPLEMENTED:
+            raise UsageError(
+                f"'{topic}' is an easy-rsa command that easyrsa_py does not implement yet. "
+                "Run the real easy-rsa script's 'help' for it."
+            )
         if command is None:
             raise UsageError(f"No help for unknown command '{topic}'. Run 'easyrsa help' for the list.")
         return f"Usage: easyrsa [OPTIONS] {command.usage}\n\n{command.summary}"

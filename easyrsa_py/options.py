@@ -90,8 +90,10 @@ OPTIONS: tuple[Option, ...] = (
     # Options that only older easy-rsa releases have; scripts written for
     # them keep working.
     Option(("--fix-offset",), ("EASYRSA_FIX_OFFSET",), Kind.VALUE, "easy-rsa 3.1: fixed start-date offset"),
-    Option(("--renew-days",), ("EASYRSA_CERT_RENEW",), Kind.NUMBER_OR_ZERO, "easy-rsa 3.1: renewal grace period in days"),
-    Option(("--days-margin",), ("EASYRSA_iso_8601_MARGIN",), Kind.VALUE, "easy-rsa 3.2.2: date margin of show-expire"),
+    # easy-rsa 3.1.0 takes any --renew-days value, 3.2.2 checks --days-margin
+    # as a number greater than 0.
+    Option(("--renew-days",), ("EASYRSA_CERT_RENEW",), Kind.VALUE, "easy-rsa 3.1: renewal grace period in days"),
+    Option(("--days-margin",), ("EASYRSA_iso_8601_MARGIN",), Kind.NUMBER, "easy-rsa 3.2.2: date margin of show-expire"),
     Option(("--tools",), ("EASYRSA_TOOLS_LIB",), Kind.VALUE, "easy-rsa 3.2.2: tools library path"),
 )
 
