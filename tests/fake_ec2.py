@@ -1,7 +1,7 @@
 """A local fake of the three EC2 Client VPN calls that `upload` makes.
 
 No public emulator implements the Client VPN API (moto 5.2.1 raises
-NotImplementedError for it, LocalStack answers 501), so the tests bring this
+NotImplementedError for it, LocalStack returns 501), so the tests bring this
 fake. It speaks the EC2 Query protocol, API version 2016-11-15: a
 form-encoded `POST /` with `Action`, `Version` and flattened parameters
 (`ClientVpnEndpointId.1`, `Filter.1.Name`, `Filter.1.Value.1`), answered
@@ -41,6 +41,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -52,6 +53,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
 from botocore.credentials import Credentials
 from botocore.exceptions import ConnectionClosedError
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import x448, x25519
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +70,8 @@ ACTIONS = (DESCRIBE, EXPORT, IMPORT)
 # Client VPN accepts at most 20,000 entries per CRL, and AWS cannot raise it.
 CLIENT_VPN_MAX_CRL_ENTRIES = 20000
 
-# Faults that change how the HTTP connection behaves rather than what the
-# answer says.
+# Faults that change how the HTTP connection behaves rather than the content
+# of the response.
 CONNECTION_FAULTS = ("drop", "slow")
 RESPONSE_FAULTS = (
     "throttle",
@@ -124,7 +126,8 @@ class FakeEndpoint:
     The first nine fields are the interface tests rely on. The rest fill
     the Describe output and the CRL state machine. `pending_exports_left`
     counts the Exports that still report `pending` before `crl_status`
-    turns `active`.
+    turns `active`. With `ca_certificate_pem` set, Import rejects a CRL
+    that this CA did not issue and sign.
     """
 
     endpoint_id: str
@@ -143,6 +146,7 @@ class FakeEndpoint:
     crl_status_message: str | None = None
     pending_exports_left: int = 0
     creation_time: str = "2026-01-01T00:00:00"
+    ca_certificate_pem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,9 @@ class RecordedRequest:
 
 @dataclass
 class Reply:
-    """What the shared handler decided: an HTTP answer, or a dropped connection.
+    """The shared handler's result: an HTTP response, or a dropped connection.
 
-    `delay` is the number of seconds to wait before sending the answer.
+    `delay` is the number of seconds to wait before sending the response.
     """
 
     status: int
@@ -185,7 +189,7 @@ class _Fault:
 
 
 class FakeEC2Error(Exception):
-    """An EC2 error answer: HTTP status, error code and message."""
+    """An EC2 error response: HTTP status, error code and message."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code}: {message}")
@@ -212,14 +216,20 @@ class FakeEC2State:
     - `max_entries`: an Import of a CRL with more entries gets 400
       InvalidParameterValue.
     - `page_size`: Describe returns at most this many endpoints per page,
-      whatever MaxResults says, so callers must follow NextToken. Real EC2
-      may also return fewer items than MaxResults.
+      even when MaxResults is larger, so callers must follow NextToken. Real
+      EC2 may also return fewer items than MaxResults.
     - `export_without_crl`: what Export returns for an endpoint that never
       had a CRL, "empty" (empty `certificateRevocationList`, no `status`)
       or "omit" (neither element). Real AWS behaviour here is undocumented.
     - `credentials`: access key ID -> secret key accepted in signatures.
     - `verify_signatures`: False skips recomputing the signature, but the
       Authorization header must still be well formed.
+    - `reject_expired_crls`: True makes Import reject a CRL whose nextUpdate
+      has passed. Off by default because AWS documents no such check.
+
+    `handler_errors` collects exceptions raised by the fake itself (bugs,
+    not EC2 errors). Such a request gets a 500 FakeEC2HandlerError, and the
+    `fake_ec2` fixture fails the test at teardown.
     """
 
     def __init__(self) -> None:
@@ -231,6 +241,8 @@ class FakeEC2State:
         self.export_without_crl = "empty"
         self.credentials = {DUMMY_ACCESS_KEY_ID: DUMMY_SECRET_ACCESS_KEY}
         self.verify_signatures = True
+        self.reject_expired_crls = False
+        self.handler_errors: list[Exception] = []
         self._endpoints: dict[tuple[str, str], FakeEndpoint] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
@@ -283,25 +295,27 @@ class FakeEC2State:
 
         Faults: "throttle" (503 RequestLimitExceeded), "server-error" (500
         InternalError), "html-500" (500 with an HTML body), "empty-500" (500
-        with an empty body), "drop" (no answer, the connection is closed),
-        "slow" (the normal answer, sent after `seconds=`), "malformed" (200
-        with broken XML), "not-found" (400
+        with an empty body), "drop" (no response, the connection is
+        closed), "slow" (the normal response, sent after `seconds=`),
+        "malformed" (200 with broken XML), "not-found" (400
         InvalidClientVpnEndpointId.NotFound), "unauthorized" (403
         UnauthorizedOperation) and "auth-failure" (401 AuthFailure).
 
         Error faults accept `status=` and `message=` to change the HTTP
-        status and message, for example a throttle with 400. A dropped
-        request changes no state. A slow request is handled first, then
-        its answer waits.
+        status and message, for example a throttle with 400. Error faults,
+        the 500 bodies and "drop" skip the request, so it changes no
+        state. "slow" and "malformed" handle it normally first, so an
+        Import still replaces the CRL even though the client sees a
+        failure.
         """
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; expected one of {FAULTS}")
         if count < 1:
             raise ValueError(f"fault count must be at least 1, got {count}")
-        if fault == "slow" and "seconds" not in options:
-            raise ValueError(
-                "the slow fault needs seconds=, the delay before answering"
-            )
+        if fault == "slow" and not isinstance(options.get("seconds"), int | float):
+            raise ValueError("the slow fault needs seconds=N, the delay in seconds")
+        if not isinstance(options.get("status", 0), int):
+            raise TypeError(f"status= must be an int, got {options['status']!r}")
         with self._lock:
             self._faults.append(_Fault(action, fault, count, dict(options)))
 
@@ -313,19 +327,44 @@ class FakeEC2State:
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> Reply:
-        """Answer one HTTP request; shared by the server and the in-process hook.
+        """Handle one HTTP request; shared by the server and the in-process hook.
 
         `headers` must have lower-case names and include `host`.
         """
         request_id = str(uuid.uuid4())
         try:
+            return self._handle(method, path, headers, body, request_id)
+        except Exception as error:
+            logger.exception("fake EC2 failed on request %s", request_id)
+            with self._lock:
+                self.handler_errors.append(error)
+            bug = FakeEC2Error(500, "FakeEC2HandlerError", repr(error))
+            return _error_reply(bug, request_id)
+
+    def _handle(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        request_id: str,
+    ) -> Reply:
+        try:
             params = _parse_form(body)
         except FakeEC2Error as error:
+            logger.info("fake EC2 rejected request %s: %s", request_id, error)
             return _error_reply(error, request_id)
         action = params.get("Action", "")
         with self._lock:
             self.requests.append(_record(action, headers, params))
             fault = self._take_fault(action)
+        if fault is not None:
+            logger.info(
+                "fake EC2 injects %s into %s (request %s)",
+                fault.fault,
+                action,
+                request_id,
+            )
         if fault is not None and fault.fault in ERROR_FAULTS:
             return _error_reply(_fault_error(fault), request_id)
         if fault is not None and fault.fault in ("html-500", "empty-500", "drop"):
@@ -365,6 +404,12 @@ class FakeEC2State:
             with self._lock:
                 xml = self._dispatch(action, region, params)
         except FakeEC2Error as error:
+            logger.info(
+                "fake EC2 rejected %s (request %s): %s",
+                params.get("Action", ""),
+                request_id,
+                error,
+            )
             return _error_reply(error, request_id)
         return Reply(200, _response_document(action, request_id, xml))
 
@@ -432,7 +477,8 @@ class FakeEC2State:
 
     def _import(self, endpoint: FakeEndpoint, params: dict[str, str]) -> str:
         crl_text = _required(params, "CertificateRevocationList")
-        entries = _count_crl_entries(crl_text)
+        crl = _load_crl(crl_text)
+        entries = len(crl)
         if entries > self.max_entries:
             raise FakeEC2Error(
                 400,
@@ -440,6 +486,10 @@ class FakeEC2State:
                 f"The certificate revocation list has {entries} entries; "
                 f"the maximum is {self.max_entries}.",
             )
+        if endpoint.ca_certificate_pem is not None:
+            _check_crl_issuer(crl, endpoint.ca_certificate_pem)
+        if self.reject_expired_crls:
+            _check_crl_not_expired(crl)
         endpoint.crl_pem = crl_text
         endpoint.crl_status = "pending"
         endpoint.crl_status_message = None
@@ -588,16 +638,43 @@ def _decode_next_token(token: str | None, total: int) -> int:
     return offset
 
 
-def _count_crl_entries(crl_text: str) -> int:
+# NOTE: AWS documents no error code for a rejected CRL. The fake uses
+# InvalidParameterValue for every CRL check, as the most likely code.
+def _load_crl(crl_text: str) -> x509.CertificateRevocationList:
     try:
-        crl = x509.load_pem_x509_crl(crl_text.encode("utf-8"))
+        return x509.load_pem_x509_crl(crl_text.encode("utf-8"))
     except ValueError as error:
         raise FakeEC2Error(
             400,
             "InvalidParameterValue",
             f"The certificate revocation list is not a valid PEM CRL: {error}",
         ) from None
-    return len(crl)
+
+
+def _check_crl_issuer(crl: x509.CertificateRevocationList, ca_pem: str) -> None:
+    ca = x509.load_pem_x509_certificate(ca_pem.encode("utf-8"))
+    public_key = ca.public_key()
+    # X25519 and X448 keys cannot sign, so no CRL verifies against them.
+    signed = not isinstance(
+        public_key, x25519.X25519PublicKey | x448.X448PublicKey
+    ) and crl.is_signature_valid(public_key)
+    if crl.issuer != ca.subject or not signed:
+        raise FakeEC2Error(
+            400,
+            "InvalidParameterValue",
+            f"The certificate revocation list issued by {crl.issuer.rfc4514_string()}"
+            f" is not signed by the client root CA {ca.subject.rfc4514_string()}.",
+        )
+
+
+def _check_crl_not_expired(crl: x509.CertificateRevocationList) -> None:
+    next_update = crl.next_update_utc
+    if next_update is not None and next_update < datetime.now(UTC):
+        raise FakeEC2Error(
+            400,
+            "InvalidParameterValue",
+            f"The certificate revocation list expired at {next_update.isoformat()}.",
+        )
 
 
 # ---------------------------------------------------------------- signatures
@@ -660,7 +737,10 @@ def _verify_signature(
     # The URL only supplies the path; the host comes from the signed headers.
     # http:// makes botocore hash the payload, as it does for every EC2 call.
     request = AWSRequest(
-        method=method, url=f"http://{headers['host']}/", headers=signed, data=body
+        method=method,
+        url=f"http://{headers.get('host', '')}/",
+        headers=signed,
+        data=body,
     )
     request.context["timestamp"] = timestamp
     credentials = Credentials(scope.access_key, secret)
@@ -898,7 +978,7 @@ class FakeEC2Server:
         self.close()
 
     def close(self) -> None:
-        """Stop serving, wake any slow answers and close the listening socket."""
+        """Stop serving, wake any delayed responses and close the listening socket."""
         self._server.closing.set()
         if self._thread.is_alive():
             self._server.shutdown()
@@ -1016,9 +1096,16 @@ def aws_environment(
 
 @pytest.fixture
 def fake_ec2() -> Iterator[FakeEC2Server]:
-    """A running fake EC2 server with an empty state."""
+    """A running fake EC2 server with an empty state.
+
+    Teardown fails the test if the fake itself raised while handling a
+    request, which a client would otherwise see only as a 500.
+    """
     with FakeEC2Server() as server:
         yield server
+    errors = server.state.handler_errors
+    if errors:
+        pytest.fail(f"the fake EC2 handler raised {len(errors)} time(s): {errors!r}")
 
 
 @pytest.fixture

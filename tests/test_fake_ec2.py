@@ -118,15 +118,27 @@ def ca_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def make_crl(key: ec.EllipticCurvePrivateKey, entries: int) -> str:
-    """Build a PEM CRL with `entries` revoked serials 1..entries."""
+def make_crl(
+    key: ec.EllipticCurvePrivateKey,
+    entries: int,
+    next_update: datetime.timedelta | None = None,
+) -> str:
+    """Build a PEM CRL with `entries` revoked serials 1..entries.
+
+    Without `next_update` the CRL covers 2026-01-01 plus 180 days. With it,
+    lastUpdate is one day ago and nextUpdate is now plus `next_update`.
+    """
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    last_update, expiry = now, now + datetime.timedelta(days=180)
+    if next_update is not None:
+        now = datetime.datetime.now(datetime.UTC)
+        last_update, expiry = now - datetime.timedelta(days=1), now + next_update
     issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake EC2 test CA")])
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer)
-        .last_update(now)
-        .next_update(now + datetime.timedelta(days=180))
+        .last_update(last_update)
+        .next_update(expiry)
     )
     for serial in range(1, entries + 1):
         revoked = (
@@ -458,6 +470,90 @@ def test_crl_over_20000_rejected(
     assert endpoint.crl_pem is None
 
 
+def make_ca(key: ec.EllipticCurvePrivateKey, name: str = "Fake EC2 test CA") -> str:
+    """Build a self-signed PEM CA certificate for `key` with CN `name`."""
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_issuer_check_accepts_own_ca(
+    fake: Fake, ca_key: ec.EllipticCurvePrivateKey, crl_pem: str
+) -> None:
+    endpoint = fake.state.add_endpoint(REGION, ca_certificate_pem=make_ca(ca_key))
+    fake.client().import_client_vpn_client_certificate_revocation_list(
+        ClientVpnEndpointId=endpoint.endpoint_id, CertificateRevocationList=crl_pem
+    )
+    assert endpoint.imports == 1
+
+
+def test_issuer_check_rejects_other_key(fake: Fake, crl_pem: str) -> None:
+    # Same subject name, different key: only the signature check catches it.
+    other_ca = make_ca(ec.generate_private_key(ec.SECP256R1()))
+    endpoint = fake.state.add_endpoint(REGION, ca_certificate_pem=other_ca)
+    with pytest.raises(ClientError) as error:
+        fake.client().import_client_vpn_client_certificate_revocation_list(
+            ClientVpnEndpointId=endpoint.endpoint_id, CertificateRevocationList=crl_pem
+        )
+    assert error_code(error) == "InvalidParameterValue"
+    assert endpoint.imports == 0
+
+
+def test_issuer_check_rejects_other_name(
+    fake: Fake, ca_key: ec.EllipticCurvePrivateKey, crl_pem: str
+) -> None:
+    endpoint = fake.state.add_endpoint(
+        REGION, ca_certificate_pem=make_ca(ca_key, "Another CA")
+    )
+    with pytest.raises(ClientError) as error:
+        fake.client().import_client_vpn_client_certificate_revocation_list(
+            ClientVpnEndpointId=endpoint.endpoint_id, CertificateRevocationList=crl_pem
+        )
+    assert error_code(error) == "InvalidParameterValue"
+    assert "Another CA" in str(error.value)
+
+
+def test_expired_crl_accepted_by_default(
+    fake: Fake, ca_key: ec.EllipticCurvePrivateKey
+) -> None:
+    endpoint = fake.state.add_endpoint(REGION)
+    expired = make_crl(ca_key, 1, next_update=datetime.timedelta(seconds=-1))
+    fake.client().import_client_vpn_client_certificate_revocation_list(
+        ClientVpnEndpointId=endpoint.endpoint_id, CertificateRevocationList=expired
+    )
+    assert endpoint.imports == 1
+
+
+def test_expired_crl_rejected_when_set(
+    fake: Fake, ca_key: ec.EllipticCurvePrivateKey
+) -> None:
+    fake.state.reject_expired_crls = True
+    endpoint = fake.state.add_endpoint(REGION)
+    expired = make_crl(ca_key, 1, next_update=datetime.timedelta(seconds=-1))
+    current = make_crl(ca_key, 1, next_update=datetime.timedelta(days=1))
+    client = fake.client()
+    with pytest.raises(ClientError) as error:
+        client.import_client_vpn_client_certificate_revocation_list(
+            ClientVpnEndpointId=endpoint.endpoint_id, CertificateRevocationList=expired
+        )
+    assert error_code(error) == "InvalidParameterValue"
+    assert "expired" in str(error.value)
+    client.import_client_vpn_client_certificate_revocation_list(
+        ClientVpnEndpointId=endpoint.endpoint_id, CertificateRevocationList=current
+    )
+    assert endpoint.imports == 1
+
+
 def test_crl_text_survives_byte_for_byte(fake: Fake, crl_pem: str) -> None:
     # Text before the PEM header is legal, and guarantees every character
     # that form encoding must escape is present.
@@ -627,6 +723,39 @@ def test_slow_answer_arrives(fake: Fake) -> None:
     fake.state.inject(DESCRIBE, "slow", seconds=0.1)
     result = fake.client().describe_client_vpn_endpoints()
     assert result["ClientVpnEndpoints"] == []
+
+
+def test_handler_bug_becomes_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = FakeEC2State()
+
+    def fail(*_: object) -> str:
+        raise RuntimeError("bug in the fake")
+
+    monkeypatch.setattr(state, "_dispatch", fail)
+    client = boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=UNREACHABLE_URL,
+        aws_access_key_id=DUMMY_ACCESS_KEY_ID,
+        aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+    install_in_process(client, state)
+    with pytest.raises(ClientError) as error:
+        client.describe_client_vpn_endpoints()
+    assert error_code(error) == "FakeEC2HandlerError"
+    assert http_status(error) == 500
+    assert len(state.handler_errors) == 1
+
+
+def test_inject_rejects_bad_options() -> None:
+    state = FakeEC2State()
+    with pytest.raises(ValueError, match="seconds"):
+        state.inject(None, "slow")
+    with pytest.raises(TypeError, match="status"):
+        state.inject(None, "throttle", status="503")
+    with pytest.raises(ValueError, match="at least 1"):
+        state.inject(None, "throttle", count=0)
 
 
 def test_inject_unknown_fault() -> None:
