@@ -81,7 +81,7 @@ class EndpointSpec:
 
 @dataclass(frozen=True)
 class ExportedCRL:
-    """What ExportClientVpnClientCertificateRevocationList returned."""
+    """The result of ExportClientVpnClientCertificateRevocationList."""
 
     pem: str
     status: str | None
@@ -310,10 +310,10 @@ def require_certificate_authentication(endpoint: dict[str, Any]) -> None:
     """
     types = [option.get("Type") for option in endpoint.get("AuthenticationOptions") or []]
     if CERTIFICATE_AUTHENTICATION not in types:
-        shown = ", ".join(str(kind) for kind in types) or "none"
+        listed_types = ", ".join(str(kind) for kind in types) or "none"
         raise EndpointFailure(
             "NotCertificateAuthenticated",
-            f"The endpoint uses {shown} authentication, not {CERTIFICATE_AUTHENTICATION}, "
+            f"The endpoint uses {listed_types} authentication, not {CERTIFICATE_AUTHENTICATION}, "
             "so a CRL has no effect on it.",
         )
 

@@ -1,9 +1,9 @@
 """Upload the PKI's CRL to AWS Client VPN endpoints, download it back, and report its expiry.
 
-The flow of `upload`: check `crl.pem` locally (it parses, ca.crt signed it,
-it has at most 20,000 entries and does not expire soon), resolve the
-endpoints, then for each one describe it, export its current CRL and
-import ours only when the two differ. An import replaces the endpoint's
+`upload` first checks `crl.pem` locally: it parses, ca.crt signed it, it
+has at most 20,000 entries and it does not expire soon. It then resolves
+the endpoints. For each one it describes the endpoint, exports its current
+CRL and imports ours only when the two differ. An import replaces the endpoint's
 CRL and resets every client connection, so an unchanged CRL is never sent
 again unless `--force` asks for it.
 
@@ -118,11 +118,15 @@ class LocalCRL:
     def time_left(self, now: datetime) -> timedelta:
         return self.next_update - now
 
+    def days_left(self, now: datetime) -> int:
+        """Return the whole days until nextUpdate, negative once it has passed."""
+        return int(self.time_left(now).total_seconds() / 86400)
+
     def summary(self, now: datetime) -> dict[str, Any]:
         return {
             "next_update": self.next_update.isoformat(),
             "entries": self.entries,
-            "days_left": self.time_left(now).days,
+            "days_left": self.days_left(now),
         }
 
 
@@ -379,11 +383,11 @@ def _explicit_targets(
     return targets
 
 
-def _no_region(what: str) -> EasyRSAError:
+def _no_region(purpose: str) -> EasyRSAError:
     from easyrsa_py.aws import AWSSetupError
 
     return AWSSetupError(
-        f"No AWS region {what}. Pass --region, set AWS_REGION or AWS_DEFAULT_REGION, set a "
+        f"No AWS region {purpose}. Pass --region, set AWS_REGION or AWS_DEFAULT_REGION, set a "
         "region in your AWS profile, or write the endpoint as REGION:ID or as its ARN."
     )
 
@@ -536,7 +540,7 @@ def _report_text(local: LocalCRL, results: list[EndpointResult], now: datetime) 
     lines = [result.line() for result in results]
     lines.append(
         f"CRL nextUpdate: {local.next_update:%Y-%m-%d %H:%M:%S} UTC "
-        f"({local.time_left(now).days} days left, {local.entries} entries)"
+        f"({local.days_left(now)} days left, {local.entries} entries)"
     )
     return "\n".join(lines)
 
@@ -600,8 +604,8 @@ def _compare_text(local: LocalCRL | None, exported_der: bytes | None) -> str:
             lines.append(f"* {label}: " + ", ".join(f"{serial:X}" for serial in sorted(serials)))
     remote_next = remote.next_update_utc
     if remote_next != local.next_update:
-        shown = f"{remote_next:%Y-%m-%d %H:%M:%S} UTC" if remote_next else "none"
-        lines.append(f"* nextUpdate: endpoint {shown}, local {local.next_update:%Y-%m-%d %H:%M:%S} UTC")
+        remote_text = f"{remote_next:%Y-%m-%d %H:%M:%S} UTC" if remote_next else "none"
+        lines.append(f"* nextUpdate: endpoint {remote_text}, local {local.next_update:%Y-%m-%d %H:%M:%S} UTC")
     if len(lines) == 1:
         lines.append("* same entries and nextUpdate, but other fields (lastUpdate, CRL number or signature) differ")
     return "\n".join(lines)
@@ -661,7 +665,7 @@ def crl_status(layout: PKILayout, console: Console, min_days: float, json_output
         console.output(
             f"lastUpdate: {local.last_update:%Y-%m-%d %H:%M:%S} UTC\n"
             f"nextUpdate: {local.next_update:%Y-%m-%d %H:%M:%S} UTC\n"
-            f"days left:  {left.days}\n"
+            f"days left:  {local.days_left(now)}\n"
             f"entries:    {local.entries}"
         )
     if expiring:
