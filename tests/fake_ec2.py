@@ -4,8 +4,8 @@ No public emulator implements the Client VPN API (moto 5.2.1 raises
 NotImplementedError for it, LocalStack returns 501), so the tests bring this
 fake. It speaks the EC2 Query protocol, API version 2016-11-15: a
 form-encoded `POST /` with `Action`, `Version` and flattened parameters
-(`ClientVpnEndpointId.1`, `Filter.1.Name`, `Filter.1.Value.1`), answered
-with namespaced XML. It implements DescribeClientVpnEndpoints,
+(`ClientVpnEndpointId.1`, `Filter.1.Name`, `Filter.1.Value.1`), and
+returns namespaced XML. It implements DescribeClientVpnEndpoints,
 ExportClientVpnClientCertificateRevocationList and
 ImportClientVpnClientCertificateRevocationList.
 
@@ -13,8 +13,8 @@ Two layers share one request handler, `FakeEC2State.handle`:
 
 - `FakeEC2Server`, a loopback HTTP server for subprocess and end-to-end
   tests (point boto3 at it with `AWS_ENDPOINT_URL_EC2`);
-- `install_in_process`, a botocore `before-send` hook that answers a client
-  without a socket.
+- `install_in_process`, a botocore `before-send` hook that returns responses
+  to a client without a socket.
 
 Every request must carry a SigV4 signature made with `DUMMY_ACCESS_KEY_ID`
 and `DUMMY_SECRET_ACCESS_KEY` (the keys `aws_environment` sets), or it gets
@@ -293,13 +293,17 @@ class FakeEC2State:
     ) -> None:
         """Queue `fault` for the next `count` requests of `action` (None: any).
 
-        Faults: "throttle" (503 RequestLimitExceeded), "server-error" (500
-        InternalError), "html-500" (500 with an HTML body), "empty-500" (500
-        with an empty body), "drop" (no response, the connection is
-        closed), "slow" (the normal response, sent after `seconds=`),
-        "malformed" (200 with broken XML), "not-found" (400
-        InvalidClientVpnEndpointId.NotFound), "unauthorized" (403
-        UnauthorizedOperation) and "auth-failure" (401 AuthFailure).
+        Faults and what the client receives:
+
+        - "throttle": 503 RequestLimitExceeded.
+        - "server-error": 500 InternalError.
+        - "html-500", "empty-500": 500 with an HTML or an empty body.
+        - "drop": no response, the connection is closed.
+        - "slow": the normal response, sent after `seconds=`.
+        - "malformed": 200 with broken XML.
+        - "not-found": 400 InvalidClientVpnEndpointId.NotFound.
+        - "unauthorized": 403 UnauthorizedOperation.
+        - "auth-failure": 401 AuthFailure.
 
         Error faults accept `status=` and `message=` to change the HTTP
         status and message, for example a throttle with 400. Error faults,
@@ -353,6 +357,8 @@ class FakeEC2State:
             params = _parse_form(body)
         except FakeEC2Error as error:
             logger.info("fake EC2 rejected request %s: %s", request_id, error)
+            with self._lock:
+                self.requests.append(_record("", headers, {}))
             return _error_reply(error, request_id)
         action = params.get("Action", "")
         with self._lock:
@@ -369,7 +375,7 @@ class FakeEC2State:
             return _error_reply(_fault_error(fault), request_id)
         if fault is not None and fault.fault in ("html-500", "empty-500", "drop"):
             return _fault_reply(fault, action, request_id)
-        reply = self._answer(method, path, headers, params, body, request_id)
+        reply = self._respond(method, path, headers, params, body, request_id)
         if fault is not None and fault.fault == "malformed":
             return _fault_reply(fault, action, request_id)
         if fault is not None and fault.fault == "slow":
@@ -385,7 +391,7 @@ class FakeEC2State:
                 return fault
         return None
 
-    def _answer(
+    def _respond(
         self,
         method: str,
         path: str,
@@ -416,7 +422,6 @@ class FakeEC2State:
     def _check_signature(
         self, method: str, headers: Mapping[str, str], body: bytes
     ) -> str:
-        secret = None
         scope = _credential_scope(headers)
         if self.verify_signatures:
             secret = self.credentials.get(scope.access_key)
@@ -458,13 +463,13 @@ class FakeEC2State:
 
     def _describe(self, region: str, params: dict[str, str]) -> str:
         endpoints = [e for (r, _), e in self._endpoints.items() if r == region]
-        wanted_ids = _numbered(params, "ClientVpnEndpointId")
-        if wanted_ids:
+        requested_ids = _numbered(params, "ClientVpnEndpointId")
+        if requested_ids:
             known = {e.endpoint_id for e in endpoints}
-            missing = [i for i in wanted_ids if i not in known]
+            missing = [i for i in requested_ids if i not in known]
             if missing:
                 raise _not_found(missing)
-            endpoints = [e for e in endpoints if e.endpoint_id in wanted_ids]
+            endpoints = [e for e in endpoints if e.endpoint_id in requested_ids]
         for name, values in _filters(params):
             endpoints = [e for e in endpoints if _filter_value(e, name) in values]
         page_size = min(_max_results(params), self.page_size)
@@ -999,16 +1004,16 @@ class _RawBody:
 
 
 def install_in_process(client: Any, state: FakeEC2State) -> None:
-    """Answer every EC2 call of a boto3 `client` from `state`, without a socket.
+    """Serve every EC2 call of a boto3 `client` from `state`, without a socket.
 
     The hook runs after botocore has serialized and signed the request, so
     the form encoding, SigV4, XML parsing and retry logic are all real. A
     "drop" fault raises botocore's ConnectionClosedError, as a closed
-    socket does over HTTP; a "slow" fault sleeps before answering, but no
+    socket does over HTTP; a "slow" fault sleeps before responding, but no
     read timeout applies without a socket.
     """
 
-    def answer(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+    def respond(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
         headers = {
             name.lower(): value.decode() if isinstance(value, bytes) else str(value)
             for name, value in request.headers.items()
@@ -1029,7 +1034,7 @@ def install_in_process(client: Any, state: FakeEC2State) -> None:
             request.url, reply.status, response_headers, _RawBody(reply.body)
         )
 
-    client.meta.events.register("before-send.ec2.*", answer)
+    client.meta.events.register("before-send.ec2.*", respond)
 
 
 def _body_bytes(request: AWSPreparedRequest) -> bytes:

@@ -233,10 +233,10 @@ def test_describe_by_ids(fake: Fake) -> None:
     first = fake.state.add_endpoint(REGION)
     fake.state.add_endpoint(REGION)
     third = fake.state.add_endpoint(REGION)
-    wanted = [third.endpoint_id, first.endpoint_id]
-    found = fake.client().describe_client_vpn_endpoints(ClientVpnEndpointIds=wanted)
+    requested = [third.endpoint_id, first.endpoint_id]
+    found = fake.client().describe_client_vpn_endpoints(ClientVpnEndpointIds=requested)
     ids = {e["ClientVpnEndpointId"] for e in found["ClientVpnEndpoints"]}
-    assert ids == set(wanted)
+    assert ids == set(requested)
     params = fake.state.actions(DESCRIBE)[0].params
     assert params["ClientVpnEndpointId.1"] == third.endpoint_id
     assert params["ClientVpnEndpointId.2"] == first.endpoint_id
@@ -703,7 +703,7 @@ def test_dropped_connection(fake: Fake) -> None:
     assert endpoint.exports == 0
 
 
-def test_slow_answer_times_out(fake_ec2: FakeEC2Server, no_retry_sleep: None) -> None:
+def test_slow_response_times_out(fake_ec2: FakeEC2Server, no_retry_sleep: None) -> None:
     config = RETRIES.merge(Config(read_timeout=0.2, connect_timeout=1))
     client = boto3.client(
         "ec2",
@@ -719,7 +719,7 @@ def test_slow_answer_times_out(fake_ec2: FakeEC2Server, no_retry_sleep: None) ->
     assert attempts(fake_ec2.state, DESCRIBE) == [1, 2, 3]
 
 
-def test_slow_answer_arrives(fake: Fake) -> None:
+def test_slow_response_arrives(fake: Fake) -> None:
     fake.state.inject(DESCRIBE, "slow", seconds=0.1)
     result = fake.client().describe_client_vpn_endpoints()
     assert result["ClientVpnEndpoints"] == []
@@ -836,6 +836,17 @@ def test_missing_parameter(fake_ec2: FakeEC2Server) -> None:
     status, body = signed_post(fake_ec2.url, params)
     assert status == 400
     assert "<Code>MissingParameter</Code>" in body
+
+
+def test_non_utf8_body_rejected(fake_ec2: FakeEC2Server) -> None:
+    request = urllib.request.Request(
+        fake_ec2.url + "/", data=b"\xff\xfe", method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=5)
+    assert error.value.code == 400
+    assert "<Code>InvalidParameterValue</Code>" in error.value.read().decode()
+    assert len(fake_ec2.state.requests) == 1
 
 
 def test_success_document_shape(fake_ec2: FakeEC2Server) -> None:
