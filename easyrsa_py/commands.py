@@ -41,30 +41,76 @@ class Command:
     days_variable: str | None = None
 
 
+@dataclass
+class RevokeRequest:
+    """What a revoke command line asks for: names, a reason and the follow-up steps."""
+
+    names: list[str]
+    reason: str | None
+    gen_crl: bool
+    upload_arguments: list[str] | None  # the upload options after --upload, or None
+
+
+def parse_revoke_arguments(command: str, arguments: list[str]) -> RevokeRequest:
+    """Read `NAME [REASON]` as easy-rsa does, or several names with easyrsa_py's options.
+
+    With exactly two words the second is the reason when it is a reason word
+    (easy-rsa's syntax) and a second name otherwise. `--reason=WORD`,
+    `--gen-crl` and `--upload [UPLOAD OPTIONS]` are easyrsa_py's own; any
+    other word is a name, as easy-rsa reads it.
+    """
+    from easyrsa_py.revoke import normalize_reason, reason_or_none
+
+    words: list[str] = []
+    reason_option: str | None = None
+    gen_crl = False
+    upload_arguments: list[str] | None = None
+    for position, argument in enumerate(arguments):
+        if argument == "--upload":
+            upload_arguments = arguments[position + 1 :]
+            break
+        if argument == "--gen-crl":
+            gen_crl = True
+        elif argument.startswith("--reason="):
+            reason_option = normalize_reason(argument.partition("=")[2])
+        else:
+            # Any other word is a name, even one that starts with '-', as in easy-rsa.
+            words.append(argument)
+    if not words:
+        raise UsageError(f"Missing certificate name: usage is '{command} NAME [REASON]'.")
+    reason = reason_option
+    if reason_option is None and len(words) > 2 and reason_or_none(words[1]) is not None:
+        raise UsageError(
+            f"Unexpected argument '{words[2]}': usage is '{command} NAME [REASON]'. To revoke "
+            "several certificates, list their names and give the reason as --reason=REASON."
+        )
+    if reason_option is None and len(words) == 2:
+        reason = reason_or_none(words[1])
+        if reason is not None:
+            words = words[:1]
+    if upload_arguments is not None:
+        gen_crl = True  # an upload needs the new CRL
+    return RevokeRequest(words, reason, gen_crl, upload_arguments)
+
+
 def _revoke_handler(kind: str) -> Handler:
     def handle(context: Context, arguments: list[str]) -> int:
-        from easyrsa_py.revoke import normalize_reason, revoke
+        from easyrsa_py.revoke import revoke_all
 
-        command = context.command_name
-        if not arguments:
-            raise UsageError(f"Missing certificate name: usage is '{command} NAME [REASON]'.")
-        if len(arguments) > 2:
-            raise UsageError(
-                f"Unexpected argument '{arguments[2]}': usage is '{command} NAME [REASON]'."
-                + _option_hint(arguments[2])
-            )
-        if len(arguments) == 2 and arguments[1].startswith("-"):
-            raise UsageError(f"Invalid revocation reason '{arguments[1]}'.{_option_hint(arguments[1])}")
-        reason = normalize_reason(arguments[1]) if len(arguments) == 2 else None
-        revoke(
+        request = parse_revoke_arguments(context.command_name, arguments)
+        revoke_all(
             context.layout,
             context.console,
             command=context.command_name,
             kind=kind,
-            name=arguments[0],
-            reason=reason,
+            names=request.names,
+            reason=request.reason,
             passin=context.settings.passin,
         )
+        if request.gen_crl:
+            _gen_crl(context, [])
+        if request.upload_arguments is not None:
+            return _upload(context, request.upload_arguments)
         return 0
 
     return handle
@@ -225,7 +271,13 @@ _CRL_STATUS_HELP = (
 _REVOKE_REASONS = (
     "REASON is one of: unspecified (us), keyCompromise (kc), CACompromise (cc),\n"
     "affiliationChanged (ac), superseded (ss), cessationOfOperation (co),\n"
-    "certificateHold (ch)."
+    "certificateHold (ch).\n\n"
+    "easyrsa_py also takes several names (NAME NAME ...), revoked together with one\n"
+    "confirmation, and these options after the names:\n"
+    "  --reason=REASON   the reason for every name\n"
+    "  --gen-crl         write the new CRL in the same locked run\n"
+    "  --upload [OPTS]   also upload the new CRL to AWS Client VPN (implies --gen-crl);\n"
+    "                    OPTS are the options of 'upload'"
 )
 
 _COMMAND_LIST = (

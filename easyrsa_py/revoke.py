@@ -78,6 +78,14 @@ def normalize_reason(word: str) -> str:
     )
 
 
+def reason_or_none(word: str) -> str | None:
+    """Return the CRL reason for `word`, or None when it is not a reason word."""
+    try:
+        return normalize_reason(word)
+    except UsageError:
+        return None
+
+
 def check_file_name_base(name: str) -> None:
     """Reject names that would address a file outside the PKI folder."""
     if not name or name in (".", "..") or "/" in name or "\0" in name or "\n" in name:
@@ -156,7 +164,8 @@ def plan_revocation(
         raise CertificateNotFound(
             cert_path,
             f"Cannot revoke '{name}': no certificate at {cert_path}. "
-            "Check the name, or use revoke-expired or revoke-renewed for older certificates.",
+            "Check the name, or use revoke-expired or revoke-renewed for older certificates."
+            + (" Options go before the command, as in 'easyrsa --batch revoke NAME'." if name.startswith("-") else ""),
         )
     _check_conflicts(layout, command, name, batch)
     certificate = read_certificate(cert_path)

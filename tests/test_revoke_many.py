@@ -10,7 +10,7 @@ from easyrsa_py.console import Console
 from easyrsa_py.errors import CertificateNotFound, ConfirmationAborted, UsageError
 from easyrsa_py.pki import PKILayout
 from easyrsa_py.revoke import revoke_all
-from pkitools import pki_state, read_index
+from pkitools import load_crl, pki_state, read_index, run_product
 
 
 def _console(answer: str | None = None) -> Console:
@@ -92,4 +92,48 @@ def test_revoke_many_refused(pki_copy):
         revoke_all(PKILayout(pki), _console("no\n"), command="revoke", kind="issued",
                    names=["alice", "server"], reason=None, passin=None)
 
+    assert pki_state(pki) == before
+
+
+def test_cli_two_names_and_gen_crl(pki_copy):
+    pki = pki_copy("v3.2.7-rsa")
+
+    result = run_product(pki, "revoke", "alice", "server", "--reason=kc", "--gen-crl")
+
+    assert result.returncode == 0, result.stderr
+    for name in ("alice", "server"):
+        assert _status(pki, name)[2].endswith(",keyCompromise")
+    revoked = {int(row[3], 16) for row in read_index(pki) if row[0] == "R"}
+    assert {entry.serial_number for entry in load_crl(pki / "crl.pem")} == revoked
+
+
+def test_cli_second_word_reason_when_valid(pki_copy):
+    pki = pki_copy("v3.2.7-rsa")
+
+    result = run_product(pki, "revoke", "alice", "ss")
+
+    assert result.returncode == 0, result.stderr
+    assert _status(pki, "alice")[2].endswith(",superseded")
+    assert _status(pki, "server")[0] == "V"
+
+
+def test_cli_second_word_name_otherwise(pki_copy):
+    pki = pki_copy("v3.2.7-rsa")
+
+    result = run_product(pki, "revoke", "alice", "server")
+
+    assert result.returncode == 0, result.stderr
+    assert _status(pki, "alice")[0] == "R"
+    assert _status(pki, "server")[0] == "R"
+
+
+def test_cli_option_after_names_is_a_name(pki_copy):
+    pki = pki_copy("v3.2.7-rsa")
+    before = pki_state(pki)
+
+    result = run_product(pki, "revoke", "alice", "--frobnicate")
+
+    assert result.returncode == 1
+    assert "no certificate at" in result.stderr
+    assert "Options go before the command" in result.stderr
     assert pki_state(pki) == before
