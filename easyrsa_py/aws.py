@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from easyrsa_py.errors import EasyRSAError, UsageError
 
@@ -38,6 +39,7 @@ DRY_RUN_ALLOWED = "DryRunOperation"
 
 _ENDPOINT_ID = r"cvpn-endpoint-[0-9a-zA-Z]+"
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]+"
+_REGION_NAME = re.compile(_REGION)
 _BARE_SPEC = re.compile(_ENDPOINT_ID)
 _REGION_SPEC = re.compile(rf"(?P<region>{_REGION}):(?P<id>{_ENDPOINT_ID})")
 _ARN_SPEC = re.compile(
@@ -170,10 +172,14 @@ class EC2Connection:
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def open(self) -> None:
-        """Create the session and check that credentials exist; raises AWSSetupError."""
+        """Check the settings, create the session and check that credentials exist.
+
+        Raises AWSSetupError.
+        """
         import boto3  # type: ignore[import-untyped]
         from botocore.exceptions import BotoCoreError, ProfileNotFound  # type: ignore[import-untyped]
 
+        _check_client_settings(self.settings)
         try:
             self._session = boto3.session.Session(profile_name=self.settings.profile)
             credentials = self._session.get_credentials()
@@ -229,6 +235,19 @@ class EC2Connection:
             self.client_hook(client)
         logger.debug("EC2 client for %s at %s", region, client.meta.endpoint_url)
         return client
+
+
+def _check_client_settings(settings: ClientSettings) -> None:
+    for region in settings.regions:
+        if not _REGION_NAME.fullmatch(region):
+            raise AWSSetupError(f"Invalid AWS region {region!r} (--region): use a name such as us-east-1.")
+    url = settings.endpoint_url
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AWSSetupError(
+                f"Invalid --endpoint-url {url!r}: use an http:// or https:// URL with a host name."
+            )
 
 
 def describe_failure(error: Exception) -> EndpointFailure:

@@ -529,7 +529,7 @@ def process_endpoint(
 
 
 def _failed(target: EndpointRef, failure: EndpointFailure) -> EndpointResult:
-    logger.warning("%s in %s failed: %s", target.endpoint_id, target.region, failure)
+    logger.info("%s in %s failed: %s", target.endpoint_id, target.region, failure)
     return EndpointResult(target.endpoint_id, target.region, RESULT_FAILED, failure.code, failure.message)
 
 
@@ -620,7 +620,7 @@ def download_crl(layout: PKILayout, settings: Settings, console: Console, option
     connection.open()
     targets, failures = select_endpoints(options.selection, settings, connection)
     if failures:
-        console.output("\n".join(result.line() for result in failures))
+        console.warn("\n".join(result.line() for result in failures))
         return EXIT_ENDPOINT_FAILED
     if len(targets) != 1:
         names = ", ".join(target.endpoint_id for target in targets)

@@ -480,3 +480,15 @@ def test_crl_status_missing(pki, env):
     result = run(pki, env, "crl-status")
     assert result.returncode == 1
     assert "gen-crl" in result.stderr
+
+
+def test_pki_commands_skip_boto3(pki, env):
+    script = (
+        "import sys; from easyrsa_py.cli import main; "
+        f"main(['--pki={pki}', 'show-crl']); "
+        "sys.stderr.write(str(sorted(m for m in sys.modules if m.startswith(('boto3', 'botocore')))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stderr.endswith("[]"), result.stderr

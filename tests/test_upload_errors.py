@@ -443,3 +443,15 @@ def test_crl_status_invalid(pki):
     (pki / "crl.pem").write_text("garbage\n")
     with pytest.raises(FileFormatError):
         crl_status(PKILayout(pki), new_console(), 7, False)
+
+
+def test_invalid_endpoint_url(pki, state):
+    with pytest.raises(AWSSetupError, match="Invalid --endpoint-url 'notaurl'"):
+        upload(pki, state, "--endpoint-url", "notaurl", "--endpoint", "cvpn-endpoint-0a1")
+    assert state.requests == []
+
+
+def test_invalid_region(pki, state):
+    with pytest.raises(AWSSetupError, match="Invalid AWS region 'us_east'"):
+        upload(pki, state, "--region", "us_east", "--endpoint", "cvpn-endpoint-0a1")
+    assert state.requests == []
