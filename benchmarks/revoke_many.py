@@ -34,8 +34,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from tools import clean_env, easyrsa_py_tool, reference_tool  # noqa: E402
-from workloads import copy_fixture_pki  # noqa: E402
+from tools import clean_env, easyrsa_py_tool, reference_tool
+from workloads import copy_fixture_pki
 
 TARGET_SPEED_UP = 50
 
