@@ -501,14 +501,15 @@ def _process_endpoint(
     current = export_crl(client, target.endpoint_id)
     same = _parse_exported(current.pem) == local.der
     if same and not options.force:
-        result, message = RESULT_UNCHANGED, f"status {current.status or 'unknown'}"
+        result = RESULT_UNCHANGED
+        message: str | None = f"status {current.status or 'unknown'}"
     elif options.dry_run:
         check_import_allowed(client, target.endpoint_id, local.pem)
-        return EndpointResult(target.endpoint_id, target.region, RESULT_WOULD_UPLOAD, message="dry run allowed")
+        return EndpointResult(target.endpoint_id, target.region, RESULT_WOULD_UPLOAD)
     else:
         import_crl(client, target.endpoint_id, local.pem)
         logger.info("imported the CRL into %s in %s", target.endpoint_id, target.region)
-        result, message = RESULT_UPLOADED, "imported"
+        result, message = RESULT_UPLOADED, None
     if options.wait_seconds > 0 and not options.dry_run:
         message = f"status {wait_until_active(client, target, local, options.wait_seconds)}"
     return EndpointResult(target.endpoint_id, target.region, result, message=message)

@@ -123,7 +123,7 @@ def test_json_report(pki, env, fake_ec2):
     assert document["crl"]["days_left"] in (179, 180)
     assert document["endpoints"] == [{
         "endpoint": endpoint.endpoint_id, "region": REGION, "result": "uploaded",
-        "error_code": None, "message": "imported",
+        "error_code": None, "message": None,
     }]
 
 
