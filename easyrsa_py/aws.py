@@ -1,8 +1,8 @@
 """Everything that talks to AWS: sessions, clients, endpoint specs and the Client VPN calls.
 
-Only the upload, download and crl-status commands import this module, and
-they import it when they run, so boto3's start-up cost never reaches the
-PKI commands.
+Only the commands that call AWS (upload, download, and revoke with
+--upload) import this module, when they run, so the other commands never
+pay boto3's start-up cost.
 
 Facts about the service that shape this code (botocore 1.43):
 
@@ -324,7 +324,7 @@ def describe_endpoint(client: Any, endpoint_id: str) -> dict[str, Any]:
 def require_certificate_authentication(endpoint: dict[str, Any]) -> None:
     """Raise EndpointFailure unless the endpoint authenticates clients by certificate.
 
-    A CRL only acts on mutual (certificate) authentication; on other
+    A CRL only acts on mutual (certificate) authentication, so on other
     endpoints an import would change nothing.
     """
     types = [option.get("Type") for option in endpoint.get("AuthenticationOptions") or []]
