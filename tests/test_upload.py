@@ -492,3 +492,24 @@ def test_pki_commands_skip_boto3(pki, env):
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.stderr.endswith("[]"), result.stderr
+
+
+def test_profile_supplies_region_and_keys(pki, env, fake_ec2):
+    endpoint = fake_ec2.state.add_endpoint(OTHER_REGION)
+    Path(env["AWS_CONFIG_FILE"]).write_text(f"[profile ops]\nregion = {OTHER_REGION}\n")
+    Path(env["AWS_SHARED_CREDENTIALS_FILE"]).write_text(
+        f"[ops]\naws_access_key_id = {env['AWS_ACCESS_KEY_ID']}\n"
+        f"aws_secret_access_key = {env['AWS_SECRET_ACCESS_KEY']}\n"
+    )
+    hidden = ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    env = {k: v for k, v in env.items() if k not in hidden}
+    result = run(pki, env, "upload", "--profile", "ops", "--endpoint", endpoint.endpoint_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert endpoint.imports == 1
+
+
+def test_bad_aws_profile_variable(pki, env, fake_ec2):
+    result = run(pki, {**env, "AWS_PROFILE": "nosuch"}, "upload", "--endpoint", "cvpn-endpoint-0a1")
+    assert result.returncode == 1
+    assert "AWS_PROFILE" in result.stderr
+    assert fake_ec2.state.requests == []
