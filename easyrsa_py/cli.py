@@ -81,7 +81,7 @@ def _run(argv: list[str], console: Console) -> int:
     if command.needs_ca:
         require_ca(layout)
     context = Context(settings=settings, layout=layout, console=console, command_name=command.name)
-    if settings.no_lockfile:
+    if settings.no_lockfile or not command.takes_lock:
         return command.handler(context, parsed.arguments)
     with PKILock(layout.root):
         return command.handler(context, parsed.arguments)

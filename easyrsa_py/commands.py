@@ -39,6 +39,10 @@ class Command:
     needs_ca: bool = True
     # The EASYRSA_* variable that `--days` sets for this command, if any.
     days_variable: str | None = None
+    # Commands that only read crl.pem and talk to AWS skip pki/lock.file, so
+    # an `upload --wait` of several minutes does not block other commands.
+    # gen-crl replaces crl.pem atomically, so they never read half a file.
+    takes_lock: bool = True
 
 
 @dataclass
@@ -300,12 +304,13 @@ _COMMAND_LIST = (
     Command("upload", _upload,
             "upload [--endpoint SPEC]... [--tag KEY=VALUE]... [--region R] [--profile P]\n"
             "         [--endpoint-url URL] [--dry-run] [--force] [--wait SECONDS] [--min-days N] [--json]",
-            _UPLOAD_HELP, needs_ca=False),
+            _UPLOAD_HELP, needs_ca=False, takes_lock=False),
     Command("download", _download,
             "download [--endpoint SPEC | --tag KEY=VALUE] [--region R] [--profile P]\n"
             "         [--endpoint-url URL] [--out FILE]",
-            _DOWNLOAD_HELP, needs_ca=False),
-    Command("crl-status", _crl_status, "crl-status [--min-days N] [--json]", _CRL_STATUS_HELP, needs_ca=False),
+            _DOWNLOAD_HELP, needs_ca=False, takes_lock=False),
+    Command("crl-status", _crl_status, "crl-status [--min-days N] [--json]", _CRL_STATUS_HELP,
+            needs_ca=False, takes_lock=False),
 )
 
 COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LIST}

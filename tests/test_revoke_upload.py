@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,23 @@ def test_revoke_upload_failure_keeps_revocation(pki_copy, fake_ec2, env):
     crl = x509.load_pem_x509_crl((pki / "crl.pem").read_bytes())
     assert _serial(pki, "alice") in {entry.serial_number for entry in crl}
     assert fake_ec2.state.actions(IMPORT) == []
+
+
+def test_crl_status_ignores_held_lock(pki_copy, env):
+    pki = pki_copy("v3.2.7-rsa")
+    _run(pki, env, "gen-crl")
+    (pki / "lock.file").write_text(f"{os.getppid()}\n")
+
+    result = _run(pki, env, "crl-status")
+
+    assert result.returncode == 0, result.stderr
+    assert (pki / "lock.file").read_text() == f"{os.getppid()}\n"
+
+
+def test_gen_crl_still_respects_held_lock(pki_copy, env):
+    pki = pki_copy("v3.2.7-rsa")
+    (pki / "lock.file").write_text(f"{os.getppid()}\n")
+
+    result = _run(pki, env, "gen-crl")
+
+    assert result.returncode == 17
