@@ -1,6 +1,6 @@
 """The command-line interface: `easyrsa-py`, `easyrsa` and `python -m easyrsa_py`.
 
-This module alone knows argv, stdout and exit codes. It parses easy-rsa's
+This module alone handles argv, stdout and exit codes. It parses easy-rsa's
 global options, builds the settings, checks the PKI, takes the lock, runs
 one command from the table in `easyrsa_py.commands`, and turns any
 EasyRSAError into a message on stderr and the error's exit code.

@@ -1,7 +1,7 @@
 """The command table: one entry per easyrsa command drives dispatch and help.
 
 Each handler imports the modules it needs when it runs, so a command
-loads only its own code; start-up time is most of a short command's run.
+loads only its own code. Start-up time is most of a short command's run.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Command:
 
 @dataclass
 class RevokeRequest:
-    """What a revoke command line asks for: names, a reason and the follow-up steps."""
+    """The parsed arguments of a revoke command: names, a reason and the follow-up steps."""
 
     names: list[str]
     reason: str | None

@@ -111,7 +111,7 @@ def _write_temporary(target: Path, data: bytes, mode: int | None) -> str:
             os.fsync(handle.fileno())
     except OSError as error:
         _remove_quietly(Path(temp_name))
-        # Name the file the user knows, not the temporary one.
+        # Report the target's name, not the temporary file's.
         raise OSError(error.errno, error.strerror, str(target)) from error
     except BaseException:
         _remove_quietly(Path(temp_name))
@@ -158,7 +158,7 @@ def move_no_clobber(source: Path, target: Path) -> None:
     """Move `source` to `target`, raising FileExistsError if `target` exists.
 
     A hard link fails atomically when the target exists, so two processes
-    can never both move a file onto one name; where the file system has no
+    can never both move a file onto one name. Where the file system has no
     hard links, an existence check before the rename is the fallback.
     """
     try:
