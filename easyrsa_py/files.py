@@ -140,7 +140,7 @@ def write_with_backup(path: Path, data: bytes, suffix: str = ".old") -> None:
 
     OpenSSL `ca` keeps index.txt.old, index.txt.attr.old and serial.old the
     same way. OpenSSL renames the old file away before renaming the new one
-    in, which leaves a moment with no index.txt at all; here the backup is
+    in, which leaves a moment with no index.txt at all. Here the backup is
     written first and the target replaced atomically, so the target always
     exists.
     """
