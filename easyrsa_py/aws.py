@@ -132,7 +132,7 @@ def read_max_attempts(raw: Mapping[str, str]) -> int:
     text = raw.get("EASYRSA_AWS_MAX_ATTEMPTS", "").strip()
     if not text:
         return DEFAULT_MAX_ATTEMPTS
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise UsageError(
             f"Invalid EASYRSA_AWS_MAX_ATTEMPTS {text!r}: use a whole number of 1 or more "
             f"(attempts per AWS call, retries included; the default is {DEFAULT_MAX_ATTEMPTS})."
@@ -199,10 +199,14 @@ class EC2Connection:
         """Return --region, then AWS_REGION, AWS_DEFAULT_REGION, then the profile's region."""
         if self.settings.regions:
             return self.settings.regions[0]
+        source = "the AWS profile"
+        region: str | None = self._session.region_name if self._session else None
         for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
             if self.environ.get(name):
-                return self.environ[name]
-        region: str | None = self._session.region_name if self._session else None
+                source, region = name, self.environ[name]
+                break
+        if region is not None and not _REGION_NAME.fullmatch(region):
+            raise AWSSetupError(f"Invalid AWS region {region!r} (from {source}): use a name such as us-east-1.")
         return region
 
     def search_regions(self) -> tuple[str, ...]:

@@ -102,6 +102,12 @@ def _revoke_handler(kind: str) -> Handler:
         from easyrsa_py.revoke import revoke_all
 
         request = parse_revoke_arguments(context.command_name, arguments)
+        upload_options = None
+        if request.upload_arguments is not None:
+            from easyrsa_py.upload import parse_upload_arguments
+
+            # Parse the upload options first, so a mistake there changes nothing.
+            upload_options = parse_upload_arguments(request.upload_arguments)
         revoke_all(
             context.layout,
             context.console,
@@ -113,8 +119,10 @@ def _revoke_handler(kind: str) -> Handler:
         )
         if request.gen_crl:
             _gen_crl(context, [])
-        if request.upload_arguments is not None:
-            return _upload(context, request.upload_arguments)
+        if upload_options is not None:
+            from easyrsa_py.upload import upload_crl
+
+            return upload_crl(context.layout, context.settings, context.console, upload_options)
         return 0
 
     return handle

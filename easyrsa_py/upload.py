@@ -120,7 +120,10 @@ class LocalCRL:
 
     def days_left(self, now: datetime) -> int:
         """Return the whole days until nextUpdate, negative once it has passed."""
-        return int(self.time_left(now).total_seconds() / 86400)
+        days = self.time_left(now).total_seconds() / 86400
+        # An expired CRL is never "0 days left": -1 for the first day after
+        # nextUpdate, -2 for the second, so a monitor can alert on < 0.
+        return int(days) if days >= 0 else min(-1, int(days))
 
     def summary(self, now: datetime) -> dict[str, Any]:
         return {
@@ -239,7 +242,9 @@ def read_local_crl(layout: PKILayout) -> LocalCRL:
     data = path.read_bytes()
     try:
         crl = x509.load_pem_x509_crl(data)
-        pem = data.decode("ascii")
+        # Only the CRL itself is sent, re-encoded: any text or other PEM
+        # blocks around it in crl.pem (a key, by mistake) stay local.
+        pem = crl.public_bytes(serialization.Encoding.PEM).decode("ascii")
         entries = len(crl)
     except (ValueError, UnicodeDecodeError):
         raise FileFormatError(
