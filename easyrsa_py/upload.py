@@ -617,11 +617,25 @@ def _compare_text(local: LocalCRL | None, exported_der: bytes | None) -> str:
     return "\n".join(lines)
 
 
+def _check_download_target(layout: PKILayout, out: Path | None) -> None:
+    """Reject an --out that would replace the PKI's own CRL with the endpoint's copy."""
+    if out is None:
+        return
+    target = out.resolve()
+    for own in (layout.crl_pem, layout.crl_der):
+        if target == own.resolve():
+            raise UsageError(
+                f"Invalid --out {out}: it is the PKI's own {own.name}, which 'download' must not "
+                "replace. Write the endpoint's CRL to another file."
+            )
+
+
 def download_crl(layout: PKILayout, settings: Settings, console: Console, options: DownloadOptions) -> int:
     """Export one endpoint's CRL to `options.out` or stdout and describe how it differs from ours."""
     from easyrsa_py import files
     from easyrsa_py.aws import EndpointFailure, export_crl
 
+    _check_download_target(layout, options.out)
     connection = _connection(options.selection, settings)
     connection.open()
     targets, failures = select_endpoints(options.selection, settings, connection)

@@ -86,3 +86,17 @@ def test_gen_crl_still_respects_held_lock(pki_copy, env):
     result = _run(pki, env, "gen-crl")
 
     assert result.returncode == 17
+
+
+def test_download_refuses_own_crl(pki_copy, fake_ec2, env):
+    pki = pki_copy("v3.2.7-rsa")
+    _run(pki, env, "gen-crl")
+    before = (pki / "crl.pem").read_bytes()
+    endpoint = fake_ec2.state.add_endpoint(REGION)
+
+    result = _run(pki, env, "download", f"--endpoint={REGION}:{endpoint.endpoint_id}", f"--out={pki / 'crl.pem'}")
+
+    assert result.returncode == 1
+    assert "must not replace" in result.stderr
+    assert (pki / "crl.pem").read_bytes() == before
+    assert fake_ec2.state.requests == []
