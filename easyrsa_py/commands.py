@@ -227,6 +227,33 @@ def _crl_status(context: Context, arguments: list[str]) -> int:
     return crl_status(context.layout, context.console, min_days, json_output)
 
 
+def _show_status(report: str) -> Handler:
+    def handle(context: Context, arguments: list[str]) -> int:
+        from easyrsa_py import status
+
+        request = status.parse_status_arguments(context.command_name, arguments)
+        layout = context.layout
+        window = context.settings.pre_expiry_window
+        if report == status.REPORT_EXPIRE:
+            entries = status.expiring_certificates(layout, window, request.name)
+        elif report == status.REPORT_REVOKE:
+            entries = status.revoked_certificates(layout, request.name)
+        else:
+            entries = status.renewed_certificates(layout, request.name)
+        if request.json_output:
+            context.console.output(status.render_json(entries))
+            return 0
+        if request.name is None:
+            context.console.notice(status.report_heading(report, window))
+        elif request.name not in status.names_in_index(layout):
+            context.console.warn(f"No certificate named '{request.name}' in {layout.index}.")
+        if entries:
+            context.console.output(status.render_text(entries))
+        return 0
+
+    return handle
+
+
 _AWS_SELECTION = (
     "Endpoints: --endpoint SPEC (repeatable), where SPEC is an endpoint id\n"
     "(cvpn-endpoint-...), REGION:ID, or the endpoint's ARN\n"
@@ -309,6 +336,17 @@ _COMMAND_LIST = (
             "(--days sets it).", days_variable="EASYRSA_CRL_DAYS"),
     Command("show-crl", _show_crl, "show-crl", "Print crl.pem as text."),
     Command("update-db", _update_db, "update-db", "Mark certificates whose end date has passed as expired in index.txt."),
+    Command("show-expire", _show_status("expire"), "show-expire [NAME] [--json]",
+            "List the certificates in issued/ (all, or NAME) that expire within\n"
+            "EASYRSA_PRE_EXPIRY_WINDOW days (--days sets it; default 90), and the CA\n"
+            "when it does. --json prints one JSON list instead.",
+            days_variable="EASYRSA_PRE_EXPIRY_WINDOW"),
+    Command("show-revoke", _show_status("revoke"), "show-revoke [NAME] [--json]",
+            "List the revoked certificates (all, or NAME) with revocation date and reason.\n"
+            "--json prints one JSON list instead."),
+    Command("show-renew", _show_status("renew"), "show-renew [NAME] [--json]",
+            "List the old certificates of renewals (all, or NAME) that are not revoked\n"
+            "yet. --json prints one JSON list instead."),
     Command("upload", _upload,
             "upload [--endpoint SPEC]... [--tag KEY=VALUE]... [--region R] [--profile P]\n"
             "         [--endpoint-url URL] [--dry-run] [--force] [--wait SECONDS] [--min-days N] [--json]",
@@ -329,8 +367,8 @@ NOT_YET_IMPLEMENTED = frozenset({
     "gen-dh", "gen-req", "sign-req", "sign", "import-req", "import-ca", "import-tls-key",
     "build-client-full", "build-server-full", "build-serverClient-full", "renew", "expire",
     "inline", "set-pass", "set-rsa-pass", "set-ec-pass", "set-ed-pass", "export-p1",
-    "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca", "show-expire",
-    "show-revoke", "show-renew", "show-eku", "x509-eku", "show-host", "display-dn",
+    "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca", "show-eku",
+    "x509-eku", "show-host", "display-dn",
     "verify-cert", "verify", "serial", "check-serial", "rand", "random", "gen-tls-auth-key",
     "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "renewable", "upgrade",
 })

@@ -548,9 +548,6 @@ NOT_YET = (
     "show-req",
     "show-cert",
     "show-ca",
-    "show-expire",
-    "show-revoke",
-    "show-renew",
     "show-eku",
     "show-host",
     "display-dn",
@@ -653,6 +650,9 @@ IMPLEMENTED_EASYRSA_COMMANDS = (
     "gen-crl",
     "show-crl",
     "update-db",
+    "show-expire",
+    "show-revoke",
+    "show-renew",
 )
 
 
