@@ -26,7 +26,7 @@ from easyrsa_py.errors import EXIT_ERROR, EasyRSAError, UsageError
 from easyrsa_py.files import NotARegularFile
 from easyrsa_py.lock import PKILock
 from easyrsa_py.options import parse_command_line
-from easyrsa_py.pki import require_ca, require_pki
+from easyrsa_py.pki import PKILayout, require_ca, require_pki
 from easyrsa_py.settings import build_settings
 
 logger = logging.getLogger("easyrsa_py")
@@ -77,6 +77,10 @@ def _run(argv: list[str], console: Console) -> int:
             + "\n".join(settings.vars_ignored)
         )
 
+    if not command.needs_pki:
+        context = Context(settings=settings, layout=PKILayout(settings.pki_dir), console=console,
+                          command_name=command.name)
+        return command.handler(context, parsed.arguments)
     layout = require_pki(settings.pki_dir)
     if command.needs_ca:
         require_ca(layout)

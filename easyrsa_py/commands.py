@@ -43,6 +43,8 @@ class Command:
     # an `upload --wait` of several minutes does not block other commands.
     # gen-crl replaces crl.pem atomically, so they never read half a file.
     takes_lock: bool = True
+    # easy-rsa runs a few commands (rand, display-dn, show-eku) without a PKI.
+    needs_pki: bool = True
 
 
 @dataclass
@@ -254,6 +256,32 @@ def _show_status(report: str) -> Handler:
     return handle
 
 
+def _rand(context: Context, arguments: list[str]) -> int:
+    from easyrsa_py.smallcommands import random_hex
+
+    context.console.output(random_hex(arguments))
+    return 0
+
+
+def _check_serial(context: Context, arguments: list[str]) -> int:
+    from easyrsa_py.smallcommands import check_serial
+
+    status = check_serial(context.layout.index, arguments)
+    # As in easy-rsa, batch mode prints nothing and answers with the exit
+    # code, while an interactive run prints the result and exits 0.
+    if context.settings.batch:
+        return 1 if status.present else 0
+    context.console.output(status.describe(context.layout.index))
+    return 0
+
+
+_SERIAL_HELP = (
+    "Look SERIAL (lowercase hex) up in index.txt. With --batch, print nothing and\n"
+    "exit 0 when no certificate has it and 1 when one does; otherwise print the\n"
+    "certificate's status and exit 0."
+)
+
+
 _AWS_SELECTION = (
     "Endpoints: --endpoint SPEC (repeatable), where SPEC is an endpoint id\n"
     "(cvpn-endpoint-...), REGION:ID, or the endpoint's ARN\n"
@@ -347,6 +375,12 @@ _COMMAND_LIST = (
     Command("show-renew", _show_status("renew"), "show-renew [NAME] [--json]",
             "List the old certificates of renewals (all, or NAME) that are not revoked\n"
             "yet. --json prints one JSON list instead."),
+    Command("serial", _check_serial, "serial SERIAL", _SERIAL_HELP),
+    Command("check-serial", _check_serial, "check-serial SERIAL", _SERIAL_HELP),
+    Command("rand", _rand, "rand N", "Print N random bytes as lowercase hex.",
+            needs_ca=False, takes_lock=False, needs_pki=False),
+    Command("random", _rand, "random N", "Print N random bytes as lowercase hex (same as 'rand').",
+            needs_ca=False, takes_lock=False, needs_pki=False),
     Command("upload", _upload,
             "upload [--endpoint SPEC]... [--tag KEY=VALUE]... [--region R] [--profile P]\n"
             "         [--endpoint-url URL] [--dry-run] [--force] [--wait SECONDS] [--min-days N] [--json]",
@@ -369,7 +403,7 @@ NOT_YET_IMPLEMENTED = frozenset({
     "inline", "set-pass", "set-rsa-pass", "set-ec-pass", "set-ed-pass", "export-p1",
     "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca", "show-eku",
     "x509-eku", "show-host", "display-dn",
-    "verify-cert", "verify", "serial", "check-serial", "rand", "random", "gen-tls-auth-key",
+    "verify-cert", "verify", "gen-tls-auth-key",
     "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "renewable", "upgrade",
 })
 

@@ -1,0 +1,79 @@
+"""The small easy-rsa commands: `rand` and `serial`/`check-serial`.
+
+Each function takes the command's words, checks them as easy-rsa 3.2.7
+does and returns the text to print; the CLI decides where it goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from easyrsa_py.errors import UsageError
+from easyrsa_py.index import IndexDatabase, serial_hex
+
+logger = logging.getLogger(__name__)
+
+# easy-rsa accepts only decimal digits without a leading zero, so 0 is invalid.
+_BYTE_COUNT = re.compile(r"[1-9][0-9]*")
+# easy-rsa 3.2.7 accepts only lowercase hex digits for a serial.
+_SERIAL = re.compile(r"[0-9a-f]+")
+
+# How `openssl ca -status` names each index.txt status letter.
+_STATUS_WORDS = {"V": "Valid", "R": "Revoked", "E": "Expired", "S": "Suspended"}
+
+
+def random_hex(arguments: list[str]) -> str:
+    """Return N random bytes as lowercase hex, as `openssl rand -hex N` prints them.
+
+    easy-rsa reads only the first word and ignores any others.
+    """
+    count = arguments[0] if arguments else ""
+    if not _BYTE_COUNT.fullmatch(count):
+        raise UsageError(
+            f"Invalid byte count '{count}' for 'rand': give a positive whole number "
+            "without leading zeros, as in 'rand 16'."
+        )
+    # NOTE: the whole result is built in memory, so a count of several
+    # gigabytes needs twice as much memory.
+    return secrets.token_hex(int(count))
+
+
+@dataclass(frozen=True)
+class SerialStatus:
+    """The result of looking a serial up in index.txt."""
+
+    serial: str  # as index.txt spells it: uppercase, an even number of digits
+    status: str | None  # the row's status letter, or None when no row has it
+
+    @property
+    def present(self) -> bool:
+        return self.status is not None
+
+    def describe(self, index: Path) -> str:
+        if self.status is None:
+            return f"Serial {self.serial} is not in {index}, so it is unique."
+        word = _STATUS_WORDS.get(self.status, "Unknown")
+        return f"Serial {self.serial} is in {index}: {word} ({self.status})."
+
+
+def check_serial(index: Path, arguments: list[str]) -> SerialStatus:
+    """Look up the serial in `arguments[0]` in index.txt.
+
+    easy-rsa reads only the first word, so any others are ignored here too.
+    """
+    if not arguments or not arguments[0]:
+        raise UsageError("Missing serial number: usage is 'serial SERIAL', with SERIAL in lowercase hex.")
+    text = arguments[0]
+    if not _SERIAL.fullmatch(text):
+        raise UsageError(
+            f"Invalid serial number '{text}': use lowercase hex digits (0-9, a-f) only, "
+            "as easy-rsa does."
+        )
+    number = int(text, 16)
+    row = IndexDatabase.load(index).find(number)
+    logger.debug("Serial %s in %s: %s", text, index, row.status if row else "absent")
+    return SerialStatus(serial_hex(number), row.status if row else None)
