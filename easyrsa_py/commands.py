@@ -275,6 +275,13 @@ def _check_serial(context: Context, arguments: list[str]) -> int:
     return 0
 
 
+def _display_dn(context: Context, arguments: list[str]) -> int:
+    from easyrsa_py.smallcommands import display_dn
+
+    context.console.output(display_dn(arguments))
+    return 0
+
+
 _SERIAL_HELP = (
     "Look SERIAL (lowercase hex) up in index.txt. With --batch, print nothing and\n"
     "exit 0 when no certificate has it and 1 when one does; otherwise print the\n"
@@ -377,6 +384,9 @@ _COMMAND_LIST = (
             "yet. --json prints one JSON list instead."),
     Command("serial", _check_serial, "serial SERIAL", _SERIAL_HELP),
     Command("check-serial", _check_serial, "check-serial SERIAL", _SERIAL_HELP),
+    Command("display-dn", _display_dn, "display-dn x509|req FILE",
+            "Print the subject of the PEM certificate (x509) or request (req) in FILE,\n"
+            "one attribute per line.", needs_ca=False, takes_lock=False, needs_pki=False),
     Command("rand", _rand, "rand N", "Print N random bytes as lowercase hex.",
             needs_ca=False, takes_lock=False, needs_pki=False),
     Command("random", _rand, "random N", "Print N random bytes as lowercase hex (same as 'rand').",
@@ -402,7 +412,7 @@ NOT_YET_IMPLEMENTED = frozenset({
     "build-client-full", "build-server-full", "build-serverClient-full", "renew", "expire",
     "inline", "set-pass", "set-rsa-pass", "set-ec-pass", "set-ed-pass", "export-p1",
     "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca", "show-eku",
-    "x509-eku", "show-host", "display-dn",
+    "x509-eku", "show-host",
     "verify-cert", "verify", "gen-tls-auth-key",
     "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "renewable", "upgrade",
 })

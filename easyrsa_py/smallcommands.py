@@ -1,4 +1,4 @@
-"""The small easy-rsa commands: `rand` and `serial`/`check-serial`.
+"""The small easy-rsa commands: `rand`, `serial`/`check-serial` and `display-dn`.
 
 Each function takes the command's words, checks them as easy-rsa 3.2.7
 does and returns the text to print; the CLI decides where it goes.
@@ -12,7 +12,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from easyrsa_py.errors import UsageError
+from easyrsa_py import der
+from easyrsa_py.certificate import check_request, pem_blocks, read_certificate
+from easyrsa_py.errors import CertificateNotFound, UsageError
 from easyrsa_py.index import IndexDatabase, serial_hex
 
 logger = logging.getLogger(__name__)
@@ -22,12 +24,12 @@ _BYTE_COUNT = re.compile(r"[1-9][0-9]*")
 # easy-rsa 3.2.7 accepts only lowercase hex digits for a serial.
 _SERIAL = re.compile(r"[0-9a-f]+")
 
-# How `openssl ca -status` names each index.txt status letter.
+# The word `openssl ca -status` prints for each index.txt status letter.
 _STATUS_WORDS = {"V": "Valid", "R": "Revoked", "E": "Expired", "S": "Suspended"}
 
 
 def random_hex(arguments: list[str]) -> str:
-    """Return N random bytes as lowercase hex, as `openssl rand -hex N` prints them.
+    """Generate N random bytes and return them as lowercase hex, like `openssl rand -hex N`.
 
     easy-rsa reads only the first word and ignores any others.
     """
@@ -77,3 +79,40 @@ def check_serial(index: Path, arguments: list[str]) -> SerialStatus:
     row = IndexDatabase.load(index).find(number)
     logger.debug("Serial %s in %s: %s", text, index, row.status if row else "absent")
     return SerialStatus(serial_hex(number), row.status if row else None)
+
+
+_DISPLAY_FORMATS = ("x509", "req")
+_WHAT = {"x509": "certificate", "req": "certificate request"}
+
+
+def display_dn(arguments: list[str]) -> str:
+    """Render the subject of a PEM certificate (x509) or request (req), as easy-rsa does.
+
+    easy-rsa runs `openssl FORMAT -in FILE -noout -subject` with its
+    multi-line name options, which `multiline_dn` reproduces.
+    """
+    from easyrsa_py.display import multiline_dn
+
+    if len(arguments) != 2:
+        raise UsageError("Invalid arguments: usage is 'display-dn x509|req FILE'.")
+    form, name = arguments
+    if form not in _DISPLAY_FORMATS:
+        raise UsageError(f"Invalid format '{form}' for 'display-dn': use x509 or req.")
+    path = Path(name)
+    if not path.is_file():
+        raise CertificateNotFound(path, f"No file at {path}. Give the path of a PEM {_WHAT[form]}.")
+    subject = read_certificate(path).subject_der if form == "x509" else request_subject(path)
+    return multiline_dn(subject)
+
+
+
+def request_subject(path: Path) -> bytes:
+    """Return the encoded subject Name of the first PEM request in `path`."""
+    check_request(path)
+    data = path.read_bytes()
+    block = (pem_blocks(data, "CERTIFICATE REQUEST") or pem_blocks(data, "NEW CERTIFICATE REQUEST"))[0]
+    # check_request has checked the structure: request, info, then version and subject.
+    _, request_start, _ = der.read_tlv(block, 0)
+    _, info_start, info_end = der.read_tlv(block, request_start)
+    fields = der.children(block, info_start, info_end)
+    return block[fields[1][1] : fields[1][2]]

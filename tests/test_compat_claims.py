@@ -550,7 +550,6 @@ NOT_YET = (
     "show-ca",
     "show-eku",
     "show-host",
-    "display-dn",
     "verify-cert",
     "verify",
     "gen-dh",
@@ -653,6 +652,7 @@ IMPLEMENTED_EASYRSA_COMMANDS = (
     "check-serial",
     "rand",
     "random",
+    "display-dn",
 )
 
 

@@ -178,3 +178,67 @@ def test_serial_needs_pki(tmp_path):
 
     assert result.returncode == 1
     assert "does not exist" in result.stderr
+
+
+# --- display-dn ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("form", "relative"),
+    [
+        ("x509", "issued/alice.crt"),
+        ("x509", "issued/francois.crt"),
+        ("req", "reqs/alice.req"),
+        ("req", "reqs/francois.req"),
+        ("x509", "ca.crt"),
+    ],
+)
+def test_display_dn_matches_reference(reference_for, pki_copy, form, relative):
+    ref_pki = pki_copy(FIXTURE)
+    py_pki = pki_copy(FIXTURE)
+
+    reference = reference_for("3.2.7").run(ref_pki, "display-dn", form, str(ref_pki / relative))
+    product = run_product(py_pki, "display-dn", form, str(py_pki / relative))
+
+    assert product.returncode == 0, product.stderr
+    assert product.stdout == reference.stdout
+
+
+def test_display_dn_needs_no_pki(pki_copy, tmp_path):
+    certificate = pki_copy(FIXTURE) / "issued" / "alice.crt"
+
+    result = run_product(tmp_path / "no-pki", "display-dn", "x509", str(certificate))
+
+    assert result.returncode == 0, result.stderr
+    assert "commonName                = alice" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("x509",), "usage is 'display-dn x509|req FILE'"),
+        (("foo", "issued/alice.crt"), "Invalid format 'foo'"),
+        (("x509", "/nonexistent/alice.crt"), "No file at /nonexistent/alice.crt"),
+    ],
+)
+def test_display_dn_bad_arguments(reference_for, pki_copy, tree_snapshot, args, message):
+    reference, product, py_pki = run_both(reference_for, pki_copy, "display-dn", *args)
+    before = tree_snapshot(pki_copy(FIXTURE))
+
+    assert reference.returncode == 1
+    assert product.returncode == 1
+    assert message in product.stderr
+    assert tree_snapshot(py_pki) == before
+
+
+@pytest.mark.parametrize(("form", "relative"), [("x509", "reqs/alice.req"), ("req", "issued/alice.crt")])
+def test_display_dn_wrong_kind(reference_for, pki_copy, form, relative):
+    ref_pki = pki_copy(FIXTURE)
+    py_pki = pki_copy(FIXTURE)
+
+    reference = reference_for("3.2.7").run(ref_pki, "display-dn", form, str(ref_pki / relative), check=False)
+    product = run_product(py_pki, "display-dn", form, str(py_pki / relative))
+
+    assert reference.returncode == 1
+    assert product.returncode == 1
+    assert f"Invalid {relative.split('/')[1]}" in product.stderr
