@@ -267,7 +267,7 @@ def _check_serial(context: Context, arguments: list[str]) -> int:
     from easyrsa_py.smallcommands import check_serial
 
     status = check_serial(context.layout.index, arguments)
-    # As in easy-rsa, batch mode prints nothing and answers with the exit
+    # As in easy-rsa, batch mode prints nothing and reports through the exit
     # code, while an interactive run prints the result and exits 0.
     if context.settings.batch:
         return 1 if status.present else 0
@@ -280,6 +280,23 @@ def _display_dn(context: Context, arguments: list[str]) -> int:
 
     context.console.output(display_dn(arguments))
     return 0
+
+
+def _show_eku(context: Context, arguments: list[str]) -> int:
+    from easyrsa_py.smallcommands import certificate_key_usage
+
+    usage = certificate_key_usage(context.settings.pki_dir, arguments)
+    if not context.console.silent:
+        context.console.output(usage.describe())
+    # As in easy-rsa, only a usage that matches an easy-rsa type succeeds.
+    return 0 if usage.known else 1
+
+
+_EKU_HELP = (
+    "Print which easy-rsa type (client, server, serverClient, codeSigning) the\n"
+    "extendedKeyUsage of FILE, or of issued/NAME.crt, matches, with a 'self-signed-'\n"
+    "prefix for a CA certificate. Exits 1 when it matches none."
+)
 
 
 _SERIAL_HELP = (
@@ -387,6 +404,10 @@ _COMMAND_LIST = (
     Command("display-dn", _display_dn, "display-dn x509|req FILE",
             "Print the subject of the PEM certificate (x509) or request (req) in FILE,\n"
             "one attribute per line.", needs_ca=False, takes_lock=False, needs_pki=False),
+    Command("show-eku", _show_eku, "show-eku NAME|FILE", _EKU_HELP,
+            needs_ca=False, takes_lock=False, needs_pki=False),
+    Command("x509-eku", _show_eku, "x509-eku NAME|FILE", _EKU_HELP + "\nSame as 'show-eku'.",
+            needs_ca=False, takes_lock=False, needs_pki=False),
     Command("rand", _rand, "rand N", "Print N random bytes as lowercase hex.",
             needs_ca=False, takes_lock=False, needs_pki=False),
     Command("random", _rand, "random N", "Print N random bytes as lowercase hex (same as 'rand').",
@@ -411,8 +432,8 @@ NOT_YET_IMPLEMENTED = frozenset({
     "gen-dh", "gen-req", "sign-req", "sign", "import-req", "import-ca", "import-tls-key",
     "build-client-full", "build-server-full", "build-serverClient-full", "renew", "expire",
     "inline", "set-pass", "set-rsa-pass", "set-ec-pass", "set-ed-pass", "export-p1",
-    "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca", "show-eku",
-    "x509-eku", "show-host",
+    "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca",
+    "show-host",
     "verify-cert", "verify", "gen-tls-auth-key",
     "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "renewable", "upgrade",
 })

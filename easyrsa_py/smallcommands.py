@@ -1,4 +1,4 @@
-"""The small easy-rsa commands: `rand`, `serial`/`check-serial` and `display-dn`.
+"""The small easy-rsa commands: `rand`, `serial`/`check-serial`, `display-dn` and `show-eku`.
 
 Each function takes the command's words, checks them as easy-rsa 3.2.7
 does and returns the text to print; the CLI decides where it goes.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from easyrsa_py import der
 from easyrsa_py.certificate import check_request, pem_blocks, read_certificate
-from easyrsa_py.errors import CertificateNotFound, UsageError
+from easyrsa_py.errors import CertificateNotFound, FileFormatError, UsageError
 from easyrsa_py.index import IndexDatabase, serial_hex
 
 logger = logging.getLogger(__name__)
@@ -116,3 +116,93 @@ def request_subject(path: Path) -> bytes:
     _, info_start, info_end = der.read_tlv(block, request_start)
     fields = der.children(block, info_start, info_end)
     return block[fields[1][1] : fields[1][2]]
+
+
+_OID_EXTENDED_KEY_USAGE = "2.5.29.37"
+_OID_BASIC_CONSTRAINTS = "2.5.29.19"
+# OpenSSL's long names (OBJ_nid2ln) of the common key purposes; others show as dotted OIDs.
+_PURPOSE_NAMES = {
+    "1.3.6.1.5.5.7.3.1": "TLS Web Server Authentication",
+    "1.3.6.1.5.5.7.3.2": "TLS Web Client Authentication",
+    "1.3.6.1.5.5.7.3.3": "Code Signing",
+    "1.3.6.1.5.5.7.3.4": "E-mail Protection",
+    "1.3.6.1.5.5.7.3.8": "Time Stamping",
+    "1.3.6.1.5.5.7.3.9": "OCSP Signing",
+    "2.5.29.37.0": "Any Extended Key Usage",
+}
+# The purpose lists, as `openssl x509 -ext extendedKeyUsage` prints them, that
+# easy-rsa maps to one of its certificate types.
+_KNOWN_USAGES = {
+    "TLS Web Server Authentication, TLS Web Client Authentication": "serverClient",
+    "TLS Web Client Authentication": "client",
+    "TLS Web Server Authentication": "server",
+    "Code Signing": "codeSigning",
+}
+
+
+@dataclass(frozen=True)
+class KeyUsageType:
+    """The easy-rsa certificate type that a certificate's extendedKeyUsage matches."""
+
+    path: Path
+    type_name: str  # client, server, ...; the purpose list when unknown; prefixed self-signed- for a CA
+    known: bool
+
+    def describe(self) -> str:
+        if self.known:
+            return f"{self.path}: extended key usage of type '{self.type_name}'"
+        return f"{self.path}: extended key usage '{self.type_name}' matches no easy-rsa type"
+
+
+def certificate_key_usage(pki_dir: Path, arguments: list[str]) -> KeyUsageType:
+    """Classify the extendedKeyUsage of a file, or of issued/NAME.crt, as easy-rsa 3.2.7 does."""
+    name = arguments[0] if arguments else ""
+    path = Path(name)
+    if not name or not path.is_file():
+        path = pki_dir / "issued" / f"{name}.crt"
+        if not path.is_file():
+            raise CertificateNotFound(
+                path, f"No certificate at {path}. Give a certificate name in issued/ or a file path."
+            )
+    certificate = read_certificate(path)
+    try:
+        purposes = _purpose_list(certificate.extensions)
+        is_ca = _is_ca(certificate.extensions)
+    except (ValueError, IndexError) as error:
+        raise FileFormatError(path, None, f"invalid extension ({error}).") from None
+    type_name = _KNOWN_USAGES.get(purposes) or purposes or "undefined"
+    if is_ca:
+        type_name = "self-signed-" + type_name
+    return KeyUsageType(path, type_name, purposes in _KNOWN_USAGES)
+
+
+def _purpose_list(extensions: dict[str, tuple[bool, bytes]]) -> str:
+    extension = extensions.get(_OID_EXTENDED_KEY_USAGE)
+    if extension is None:
+        return ""
+    value = extension[1]
+    tag, start, end = der.read_tlv(value, 0)
+    if tag != der.TAG_SEQUENCE:
+        raise ValueError("extendedKeyUsage is not a SEQUENCE")
+    names = []
+    for oid_tag, oid_start, _ in der.children(value, start, end):
+        if oid_tag != der.TAG_OID:
+            raise ValueError("an extendedKeyUsage purpose is not an OID")
+        _, content_start, content_end = der.read_tlv(value, oid_start)
+        dotted = der.oid_text(value[content_start:content_end])
+        names.append(_PURPOSE_NAMES.get(dotted, dotted))
+    return ", ".join(names)
+
+
+def _is_ca(extensions: dict[str, tuple[bool, bytes]]) -> bool:
+    # easy-rsa looks for "CA:TRUE" in `openssl x509 -text`, which only basicConstraints prints.
+    extension = extensions.get(_OID_BASIC_CONSTRAINTS)
+    if extension is None:
+        return False
+    value = extension[1]
+    _, start, end = der.read_tlv(value, 0)
+    fields = der.children(value, start, end)
+    if not fields or fields[0][0] != 0x01:
+        return False
+    _, flag_start, _ = der.read_tlv(value, fields[0][1])
+    return value[flag_start] != 0

@@ -242,3 +242,127 @@ def test_display_dn_wrong_kind(reference_for, pki_copy, form, relative):
     assert reference.returncode == 1
     assert product.returncode == 1
     assert f"Invalid {relative.split('/')[1]}" in product.stderr
+
+
+# --- show-eku -----------------------------------------------------------------
+
+
+def reference_eku_type(output):
+    """Return the type in 3.2.7's line, such as client or self-signed-undefined."""
+    return re.search(r"Extended Key Usage: '(.*)'", output)[1]
+
+
+@pytest.mark.parametrize(
+    ("command", "argument", "expected"),
+    [
+        ("show-eku", "alice", "client"),
+        ("show-eku", "server", "server"),
+        ("x509-eku", "carol", "client"),
+        ("show-eku", "issued/francois.crt", "client"),
+    ],
+)
+def test_show_eku_known(reference_for, pki_copy, command, argument, expected):
+    ref_pki = pki_copy(FIXTURE)
+    py_pki = pki_copy(FIXTURE)
+    ref_argument = str(ref_pki / argument) if "/" in argument else argument
+    py_argument = str(py_pki / argument) if "/" in argument else argument
+
+    reference = reference_for("3.2.7").run(ref_pki, command, ref_argument, check=False)
+    product = run_product(py_pki, command, py_argument)
+
+    assert reference.returncode == 0
+    assert product.returncode == 0, product.stderr
+    assert reference_eku_type(reference.stdout) == expected
+    assert f"extended key usage of type '{expected}'" in product.stdout
+
+
+def test_show_eku_ca_unknown(reference_for, pki_copy):
+    ref_pki = pki_copy(FIXTURE)
+    py_pki = pki_copy(FIXTURE)
+
+    reference = reference_for("3.2.7").run(ref_pki, "show-eku", str(ref_pki / "ca.crt"), check=False)
+    product = run_product(py_pki, "show-eku", str(py_pki / "ca.crt"))
+
+    assert reference.returncode == 1
+    assert product.returncode == 1
+    assert reference_eku_type(reference.stdout) == "self-signed-undefined"
+    assert "'self-signed-undefined' matches no easy-rsa type" in product.stdout
+
+
+def test_show_eku_silent_prints_nothing(pki_copy):
+    result = run_product(pki_copy(FIXTURE), "--silent", "show-eku", "alice")
+
+    assert result.returncode == 0
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args", [("nobody",), ()])
+def test_show_eku_missing_certificate(reference_for, pki_copy, tree_snapshot, args):
+    reference, product, py_pki = run_both(reference_for, pki_copy, "show-eku", *args)
+    before = tree_snapshot(pki_copy(FIXTURE))
+
+    assert reference.returncode == 1
+    assert product.returncode == 1
+    assert "No certificate at" in product.stderr
+    assert tree_snapshot(py_pki) == before
+
+
+def test_show_eku_request_file(reference_for, pki_copy):
+    ref_pki = pki_copy(FIXTURE)
+    py_pki = pki_copy(FIXTURE)
+
+    reference = reference_for("3.2.7").run(ref_pki, "show-eku", str(ref_pki / "reqs/alice.req"), check=False)
+    product = run_product(py_pki, "show-eku", str(py_pki / "reqs/alice.req"))
+
+    assert reference.returncode == 1
+    assert product.returncode == 1
+    assert "not a valid PEM certificate" in product.stderr
+
+
+def write_certificate(path, purposes):
+    """Write a self-issued end-entity certificate with this extendedKeyUsage."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "eku-test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1000)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.mark.parametrize(
+    ("purposes", "expected", "code"),
+    [
+        (("1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"), "serverClient", 0),
+        (("1.3.6.1.5.5.7.3.3",), "codeSigning", 0),
+        (("1.3.6.1.5.5.7.3.4", "1.2.3.4"), "E-mail Protection, 1.2.3.4", 1),
+    ],
+)
+def test_show_eku_crafted(reference_for, pki_copy, tmp_path, purposes, expected, code):
+    from cryptography.x509 import ObjectIdentifier
+
+    certificate = tmp_path / "crafted.crt"
+    write_certificate(certificate, [ObjectIdentifier(dotted) for dotted in purposes])
+
+    reference = reference_for("3.2.7").run(pki_copy(FIXTURE), "show-eku", str(certificate), check=False)
+    product = run_product(pki_copy(FIXTURE), "show-eku", str(certificate))
+
+    assert reference.returncode == code
+    assert product.returncode == code
+    assert reference_eku_type(reference.stdout).strip("'") == expected
+    assert f"'{expected}'" in product.stdout
