@@ -64,7 +64,7 @@ class Console:
         self.stderr.flush()
         answer = self._read_answer()
         self.stderr.write("\n")
-        # The shell's `read`, which easy-rsa answers with, strips leading
-        # and trailing spaces and tabs.
+        # easy-rsa reads the reply with the shell's `read`, which strips
+        # leading and trailing spaces and tabs.
         if answer.rstrip("\n").strip(" \t") != word:
             raise ConfirmationAborted()

@@ -129,7 +129,8 @@ def _extension_lines(extension: x509.Extension[x509.ExtensionType], indent: str)
 
 def render_crl(crl: x509.CertificateRevocationList) -> str:
     """Return the CRL as `openssl crl -noout -text` would print it."""
-    algorithm = _SIGNATURE_NAMES.get(crl.signature_algorithm_oid.dotted_string, crl.signature_algorithm_oid.dotted_string)
+    dotted = crl.signature_algorithm_oid.dotted_string
+    algorithm = _SIGNATURE_NAMES.get(dotted, dotted)
     lines = [
         "Certificate Revocation List (CRL):",
         "        Version 2 (0x1)",
@@ -141,10 +142,12 @@ def render_crl(crl: x509.CertificateRevocationList) -> str:
         lines.append(f"        Next Update: {_date(crl.next_update_utc)}")
     else:
         lines.append("        Next Update: NONE")
+
     if len(crl.extensions):
         lines.append("        CRL extensions:")
         for extension in crl.extensions:
             lines.extend(_extension_lines(extension, "            "))
+
     entries = list(crl)
     lines.append("Revoked Certificates:" if entries else "No Revoked Certificates.")
     for entry in entries:
@@ -154,10 +157,11 @@ def render_crl(crl: x509.CertificateRevocationList) -> str:
             lines.append("        CRL entry extensions:")
             for extension in entry.extensions:
                 lines.extend(_extension_lines(extension, "            "))
+
     lines.append(f"    Signature Algorithm: {algorithm}")
     lines.append("    Signature Value:")
     signature = _colon_hex(crl.signature, upper=False)
-    width = 18 * 3
+    width = 18 * 3  # OpenSSL prints 18 signature bytes per line
     for start in range(0, len(signature), width):
         lines.append(f"        {signature[start:start + width]}")
     return "\n".join(lines)

@@ -32,7 +32,7 @@ _LONG_NAMES = {
     "0.9.2342.19200300.100.1.25": "domainComponent",
 }
 
-# How OpenSSL's `utf8` name option decodes each string type to text.
+# The text encoding OpenSSL's `utf8` name option decodes each string type with.
 _DECODINGS = {
     0x1E: "utf-16-be",  # BMPString
     0x1C: "utf-32-be",  # UniversalString
@@ -40,11 +40,16 @@ _DECODINGS = {
 }
 
 
+def _escape_character(char: str) -> str:
+    if char in _SPECIAL:
+        return "\\" + char
+    if ord(char) < 0x20:
+        return f"\\{ord(char):02X}"
+    return char
+
+
 def _escape_value(value: str) -> str:
-    escaped = "".join(
-        "\\" + char if char in _SPECIAL else f"\\{ord(char):02X}" if ord(char) < 0x20 else char
-        for char in value
-    )
+    escaped = "".join(_escape_character(char) for char in value)
     if escaped.startswith((" ", "#")):
         escaped = "\\" + escaped
     if escaped.endswith(" ") and len(escaped) > 1:

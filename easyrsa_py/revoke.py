@@ -382,7 +382,7 @@ def plan_revocations(
 
 
 def confirm_revocations(console: Console, plans: list[RevocationPlan]) -> None:
-    """Ask once: with one certificate exactly as easy-rsa asks, with several for all of them."""
+    """Confirm once: one certificate with easy-rsa's exact prompt, several with one prompt listing them all."""
     if len(plans) == 1:
         confirm_revocation(console, plans[0])
         return
@@ -432,8 +432,8 @@ def revoke_all(
     """
     plans = plan_revocations(layout, command, kind, names, reason, console.batch)
     confirm_revocations(console, plans)
-    # `openssl ca -revoke` loads the CA key, so easy-rsa asks for the CA
-    # passphrase here; asking too keeps expect scripts working.
+    # `openssl ca -revoke` loads the CA key, so easy-rsa prompts for the CA
+    # passphrase here. Prompting at the same point keeps expect scripts working.
     ca_cert = load_ca_certificate(layout)
     load_ca_key(layout, passin, ca_cert)
     try:
