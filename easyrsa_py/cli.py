@@ -52,7 +52,7 @@ def _run(argv: list[str], console: Console) -> int:
         console.output(version_text())
         return 0
     command = COMMANDS.get(parsed.command)
-    if command is None and parsed.command in NOT_YET_IMPLEMENTED:
+    if parsed.command in NOT_YET_IMPLEMENTED:
         raise UsageError(
             f"'{parsed.command}' is an easy-rsa command that easyrsa_py does not implement yet. "
             "Run the real easy-rsa script for it; both work on the same PKI."
@@ -66,7 +66,10 @@ def _run(argv: list[str], console: Console) -> int:
         raise UsageError(f"Invalid --days=0 for '{command.name}': use 1 or more days.")
     if days is not None and command.days_variable:
         options[command.days_variable] = days
-    settings = build_settings(options, os.environ, Path.cwd())
+    environ: dict[str, str] = dict(os.environ)
+    if not command.reads_vars:
+        environ["EASYRSA_NO_VARS"] = "1"
+    settings = build_settings(options, environ, Path.cwd())
     if settings.umask is not None:
         os.umask(settings.umask)
     console.batch = settings.batch

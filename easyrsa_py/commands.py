@@ -45,6 +45,8 @@ class Command:
     takes_lock: bool = True
     # easy-rsa runs a few commands (rand, display-dn, show-eku) without a PKI.
     needs_pki: bool = True
+    # init-pki ignores every vars file, as easy-rsa's does.
+    reads_vars: bool = True
 
 
 @dataclass
@@ -424,9 +426,139 @@ _COMMAND_LIST = (
             needs_ca=False, takes_lock=False),
 )
 
-COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LIST}
+# Each command below lives in its own module, imported only when it runs.
+def _delegate(module: str, function: str, *extra: str) -> Handler:
+    def handle(context: Context, arguments: list[str]) -> int:
+        from importlib import import_module
 
-# easy-rsa commands (3.1.0 to 3.2.7) that easyrsa_py does not implement yet.
+        handler = getattr(import_module(f"easyrsa_py.{module}"), function)
+        result: int = handler(context, arguments, *extra)
+        return result
+
+    return handle
+
+
+_BUILD_FULL = (
+    "Generate a key and request for NAME and sign it as a {kind} certificate in one step.\n"
+    "'nopass' leaves the key unencrypted."
+)
+_EXPORT = "Write {what} for NAME to {where}."
+
+_MORE_COMMANDS = (
+    Command("init-pki", _delegate("pkisetup", "init_pki"), "init-pki [soft]",
+            "Create an empty PKI folder. An existing PKI is removed after confirmation;\n"
+            "'soft' keeps its vars file.", needs_ca=False, needs_pki=False, takes_lock=False,
+            reads_vars=False),
+    Command("clean-all", _delegate("pkisetup", "init_pki"), "clean-all [soft]",
+            "Same as 'init-pki'.", needs_ca=False, needs_pki=False, takes_lock=False,
+            reads_vars=False),
+    Command("build-ca", _delegate("pkisetup", "build_ca"), "build-ca [nopass] [subca]",
+            "Create the CA key and self-signed certificate ('subca': a request to be signed\n"
+            "by a parent CA instead).", needs_ca=False, days_variable="EASYRSA_CA_EXPIRE"),
+    Command("renew-ca", _delegate("pkisetup", "renew_ca"), "renew-ca",
+            "Issue a new CA certificate for the existing CA key, keeping the old one.",
+            days_variable="EASYRSA_CA_EXPIRE"),
+    Command("self-sign-server", _delegate("pkisetup", "self_sign", "server"),
+            "self-sign-server NAME [nopass]",
+            "Create a key and a self-signed server certificate for NAME, without a CA.",
+            needs_ca=False, days_variable="EASYRSA_CERT_EXPIRE"),
+    Command("self-sign-client", _delegate("pkisetup", "self_sign", "client"),
+            "self-sign-client NAME [nopass]",
+            "Create a key and a self-signed client certificate for NAME, without a CA.",
+            needs_ca=False, days_variable="EASYRSA_CERT_EXPIRE"),
+    Command("import-ca", _delegate("pkisetup", "import_ca"), "import-ca FILE",
+            "Copy a CA certificate into the PKI as ca.crt (a sub-CA's signed certificate)."),
+    Command("gen-req", _delegate("issuing", "gen_req"), "gen-req NAME [nopass]",
+            "Generate a private key and a certificate request for NAME.", needs_ca=False),
+    Command("sign-req", _delegate("issuing", "sign_req"), "sign-req TYPE NAME",
+            "Sign the request reqs/NAME.req as a certificate of TYPE (client, server,\n"
+            "serverClient, ca, code-signing, email, kdc, or a profile in x509-types/).",
+            days_variable="EASYRSA_CERT_EXPIRE"),
+    Command("sign", _delegate("issuing", "sign_req"), "sign TYPE NAME", "Same as 'sign-req'.",
+            days_variable="EASYRSA_CERT_EXPIRE"),
+    Command("import-req", _delegate("issuing", "import_req"), "import-req FILE NAME",
+            "Copy a request made elsewhere into reqs/NAME.req, ready for sign-req.",
+            needs_ca=False),
+    Command("build-client-full", _delegate("issuing", "build_full", "client"),
+            "build-client-full NAME [nopass]", _BUILD_FULL.format(kind="client"),
+            days_variable="EASYRSA_CERT_EXPIRE"),
+    Command("build-server-full", _delegate("issuing", "build_full", "server"),
+            "build-server-full NAME [nopass]", _BUILD_FULL.format(kind="server"),
+            days_variable="EASYRSA_CERT_EXPIRE"),
+    Command("build-serverClient-full", _delegate("issuing", "build_full", "serverClient"),
+            "build-serverClient-full NAME [nopass]", _BUILD_FULL.format(kind="serverClient"),
+            days_variable="EASYRSA_CERT_EXPIRE"),
+    Command("renew", _delegate("renewal", "renew"), "renew NAME",
+            "Sign the existing request of NAME again as a new certificate; the old one\n"
+            "moves to renewed/ until it is revoked with 'revoke-renewed'.",
+            days_variable="EASYRSA_CERT_EXPIRE"),
+    Command("expire", _delegate("renewal", "expire"), "expire NAME",
+            "Move issued/NAME.crt to expired/, so that NAME can be signed again; revoke\n"
+            "the old certificate later with 'revoke-expired'."),
+    Command("inline", _delegate("inline", "inline"), "inline NAME",
+            "Write inline/NAME.inline: the certificate, key, CA and TLS key of NAME in one\n"
+            "file, ready to paste into an OpenVPN configuration.", needs_ca=False),
+    Command("set-pass", _delegate("exports", "set_pass"), "set-pass NAME [nopass|file]",
+            "Change or remove the passphrase of private/NAME.key ('file': the key file\n"
+            "given as NAME).", needs_ca=False),
+    Command("set-rsa-pass", _delegate("exports", "set_pass"), "set-rsa-pass NAME [nopass|file]",
+            "Same as 'set-pass' (easy-rsa 3.1 name).", needs_ca=False),
+    Command("set-ec-pass", _delegate("exports", "set_pass"), "set-ec-pass NAME [nopass|file]",
+            "Same as 'set-pass' (easy-rsa 3.1 name).", needs_ca=False),
+    Command("set-ed-pass", _delegate("exports", "set_pass"), "set-ed-pass NAME [nopass|file]",
+            "Same as 'set-pass'.", needs_ca=False),
+    Command("export-p12", _delegate("exports", "export", "p12"),
+            "export-p12 NAME [nopass|noca|nokey|usefn]",
+            _EXPORT.format(what="a PKCS#12 bundle (key, certificate and CA)",
+                           where="private/NAME.p12"), needs_ca=False),
+    Command("export-p7", _delegate("exports", "export", "p7"), "export-p7 NAME [noca]",
+            _EXPORT.format(what="a PKCS#7 bundle of the certificate and CA", where="issued/NAME.p7b"),
+            needs_ca=False),
+    Command("export-p8", _delegate("exports", "export", "p8"), "export-p8 NAME [nopass]",
+            _EXPORT.format(what="the key in PKCS#8 form", where="private/NAME.p8"), needs_ca=False),
+    Command("export-p1", _delegate("exports", "export", "p1"), "export-p1 NAME [nopass]",
+            _EXPORT.format(what="the RSA key in PKCS#1 form", where="private/NAME.p1"),
+            needs_ca=False),
+    Command("show-req", _delegate("show", "show", "req"), "show-req NAME [full]",
+            "Print the request reqs/NAME.req as text ('full': with its public key).",
+            needs_ca=False),
+    Command("show-cert", _delegate("show", "show", "cert"), "show-cert NAME [full]",
+            "Print the certificate issued/NAME.crt as text ('full': with its public key).",
+            needs_ca=False),
+    Command("show-ca", _delegate("show", "show_ca"), "show-ca [full]",
+            "Print ca.crt as text ('full': with its public key)."),
+    Command("show-host", _delegate("show", "show_host"), "show-host",
+            "Print what easyrsa_py knows of this machine and its settings.",
+            needs_ca=False, needs_pki=False, takes_lock=False),
+    Command("verify-cert", _delegate("verify", "verify_cert"), "verify-cert NAME",
+            "Check that issued/NAME.crt was signed by this CA. With --batch, exit 1 when\n"
+            "it was not."),
+    Command("verify", _delegate("verify", "verify_cert"), "verify NAME",
+            "Same as 'verify-cert' (easy-rsa 3.1 name)."),
+    Command("gen-dh", _delegate("tlskeys", "gen_dh"), "gen-dh",
+            "Generate Diffie-Hellman parameters of EASYRSA_KEY_SIZE bits in dh.pem.",
+            needs_ca=False),
+    Command("gen-tls-auth-key", _delegate("tlskeys", "gen_tls_key", "tls-auth"),
+            "gen-tls-auth-key", "Generate an OpenVPN tls-auth key in private/easyrsa-tls.key.",
+            needs_ca=False),
+    Command("gen-tls-crypt-key", _delegate("tlskeys", "gen_tls_key", "tls-crypt"),
+            "gen-tls-crypt-key", "Generate an OpenVPN tls-crypt key in private/easyrsa-tls.key.",
+            needs_ca=False),
+    Command("gen-tls-cryptv2-key", _delegate("tlskeys", "gen_tls_key", "tls-crypt-v2"),
+            "gen-tls-cryptv2-key", "Generate an OpenVPN tls-crypt-v2 server key.", needs_ca=False),
+    Command("import-tls-key", _delegate("tlskeys", "import_tls_key"), "import-tls-key FILE",
+            "Copy an OpenVPN tls-auth or tls-crypt key into private/easyrsa-tls.key.",
+            needs_ca=False),
+    Command("write", _delegate("tlskeys", "write"), "write TYPE [FOLDER]",
+            "Print or write one of the files easy-rsa keeps beside the script\n"
+            "(vars, safe-cnf, COMMON and the x509-types profiles).",
+            needs_ca=False, needs_pki=False, takes_lock=False),
+)
+
+COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LIST + _MORE_COMMANDS}
+
+# Commands in the table whose modules are not written yet, and easy-rsa 3.1
+# commands that easyrsa_py does not implement.
 NOT_YET_IMPLEMENTED = frozenset({
     "init-pki", "clean-all", "build-ca", "renew-ca", "self-sign-server", "self-sign-client",
     "gen-dh", "gen-req", "sign-req", "sign", "import-req", "import-ca", "import-tls-key",
@@ -447,7 +579,7 @@ def help_text(topic: str | None) -> str:
         return "Usage: easyrsa help [COMMAND | options]\n\nShow the command list, one command's help, or the global options."
     if topic:
         command = COMMANDS.get(topic)
-        if command is None and topic in NOT_YET_IMPLEMENTED:
+        if topic in NOT_YET_IMPLEMENTED:
             raise UsageError(
                 f"'{topic}' is an easy-rsa command that easyrsa_py does not implement yet. "
                 "Run the real easy-rsa script's 'help' for it."
@@ -462,7 +594,9 @@ def help_text(topic: str | None) -> str:
         "",
         "Commands:",
     ]
-    lines.extend(f"  {command.usage}" for command in _COMMAND_LIST)
+    lines.extend(
+        f"  {command.usage}" for command in COMMANDS.values() if command.name not in NOT_YET_IMPLEMENTED
+    )
     lines += [
         "",
         "Run 'easyrsa help COMMAND' for details, 'easyrsa help options' for the global",
