@@ -277,6 +277,19 @@ def _check_serial(context: Context, arguments: list[str]) -> int:
     return 0
 
 
+def _renewable(context: Context, arguments: list[str]) -> int:
+    from datetime import UTC, datetime
+
+    from easyrsa_py.smallcommands import renewable_names
+
+    window = context.settings.raw.get("EASYRSA_CERT_RENEW")
+    names = renewable_names(context.layout.index, window, arguments, datetime.now(UTC))
+    if names:
+        context.console.output("\n".join(names))
+    # As in easy-rsa 3.1, finding nothing is exit 1, so scripts can test it.
+    return 0 if names else 1
+
+
 def _display_dn(context: Context, arguments: list[str]) -> int:
     from easyrsa_py.smallcommands import display_dn
 
@@ -410,6 +423,10 @@ _COMMAND_LIST = (
             needs_ca=False, takes_lock=False, needs_pki=False),
     Command("x509-eku", _show_eku, "x509-eku NAME|FILE", _EKU_HELP + "\nSame as 'show-eku'.",
             needs_ca=False, takes_lock=False, needs_pki=False),
+    Command("renewable", _renewable, "renewable [NAME...]",
+            "easy-rsa 3.1: print the commonName of each valid certificate (all, or those\n"
+            "named) that ends within EASYRSA_CERT_RENEW days (--renew-days; default 30).\n"
+            "Exits 1 when there is none."),
     Command("rand", _rand, "rand N", "Print N random bytes as lowercase hex.",
             needs_ca=False, takes_lock=False, needs_pki=False),
     Command("random", _rand, "random N", "Print N random bytes as lowercase hex (same as 'rand').",
@@ -567,7 +584,7 @@ NOT_YET_IMPLEMENTED = frozenset({
     "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca",
     "show-host",
     "verify-cert", "verify", "gen-tls-auth-key",
-    "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "renewable", "upgrade",
+    "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "upgrade",
 })
 
 

@@ -1,4 +1,5 @@
-"""The small easy-rsa commands: `rand`, `serial`/`check-serial`, `display-dn` and `show-eku`.
+"""The small easy-rsa commands: `rand`, `serial`/`check-serial`, `display-dn`, `show-eku`
+and 3.1's `renewable`.
 
 Each function takes the command's words, checks them as easy-rsa 3.2.7
 does and returns the text to print; the CLI decides where it goes.
@@ -10,12 +11,13 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from easyrsa_py import der
 from easyrsa_py.certificate import check_request, pem_blocks, read_certificate
 from easyrsa_py.errors import CertificateNotFound, FileFormatError, UsageError
-from easyrsa_py.index import IndexDatabase, serial_hex
+from easyrsa_py.index import STATUS_VALID, IndexDatabase, parse_openssl_time, serial_hex
 
 logger = logging.getLogger(__name__)
 
@@ -206,3 +208,41 @@ def _is_ca(extensions: dict[str, tuple[bool, bytes]]) -> bool:
         return False
     _, flag_start, _ = der.read_tlv(value, fields[0][1])
     return value[flag_start] != 0
+
+
+# easy-rsa 3.1's default for EASYRSA_CERT_RENEW, the renewal window in days.
+_DEFAULT_RENEW_DAYS = 30
+
+
+def renewable_names(index: Path, window: str | None, names: list[str], now: datetime) -> list[str]:
+    """Return the commonName of each valid certificate that ends within the renewal window.
+
+    This is easy-rsa 3.1's `renewable`. With names, only rows whose
+    commonName is one of them count; easy-rsa 3.1 matches them as a regular
+    expression, so 'bob' also finds 'bobby', and cuts the printed name at
+    the first character outside letters, digits, '-' and '.'.
+    """
+    from easyrsa_py.status import common_name
+
+    days = _renew_days(window)
+    limit = now + timedelta(days=days)
+    wanted = set(names)
+    found = []
+    for row in IndexDatabase.load(index).rows:
+        if row.status != STATUS_VALID or parse_openssl_time(row.expires) >= limit:
+            continue
+        name = common_name(row)
+        if not wanted or name in wanted:
+            found.append(name)
+    return found
+
+
+def _renew_days(window: str | None) -> int:
+    if window is None or window == "":
+        return _DEFAULT_RENEW_DAYS
+    if not window.isdigit():
+        raise UsageError(
+            f"Invalid renewal window '{window}' (EASYRSA_CERT_RENEW or --renew-days): "
+            "give a whole number of days."
+        )
+    return int(window)

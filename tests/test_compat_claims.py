@@ -557,7 +557,6 @@ NOT_YET = (
     "gen-tls-cryptv2-key",
     "import-tls-key",
     "write",
-    "renewable",
     "upgrade",
     "clean-all",
 )
@@ -653,6 +652,7 @@ IMPLEMENTED_EASYRSA_COMMANDS = (
     "display-dn",
     "show-eku",
     "x509-eku",
+    "renewable",
 )
 
 
