@@ -67,6 +67,7 @@ def _run(argv: list[str], console: Console) -> int:
 
     options = dict(parsed.options)
     days = options.pop("EASYRSA_ALIAS_DAYS", None)
+    wait_lock_seconds = int(options.pop("EASYRSA_PY_WAIT_LOCK", "0"))
     if days == "0" and command.name != "show-expire":
         raise UsageError(f"Invalid --days=0 for '{command.name}': use 1 or more days.")
     if days is not None and command.days_variable:
@@ -95,7 +96,7 @@ def _run(argv: list[str], console: Console) -> int:
     context = Context(settings=settings, layout=layout, console=console, command_name=command.name)
     if settings.no_lockfile or not command.takes_lock:
         return command.handler(context, parsed.arguments)
-    with PKILock(layout.root):
+    with PKILock(layout.root, wait_seconds=wait_lock_seconds):
         return command.handler(context, parsed.arguments)
 
 

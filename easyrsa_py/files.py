@@ -6,16 +6,77 @@ and renaming it over the target, so a reader (easy-rsa, OpenSSL, an OpenVPN
 server reading crl.pem) sees either the old file or the new one, never a
 partial one. A replaced file keeps its mode and owner, as easy-rsa's
 `cp -p` does for crl.pem.
+
+For tests only, the environment variable EASYRSA_PY_FAULT=POINT[:COUNT]
+makes the process kill itself with SIGKILL the COUNT-th time (default: the
+first) it reaches the named point of a write, so crash tests can stop a
+command between any two steps. FAULT_POINTS lists the points. The variable
+is read once, at import; when it is unset each point costs one comparison.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+FAULT_VARIABLE = "EASYRSA_PY_FAULT"
+FAULT_POINTS = (
+    "write-temp-before",  # before a temporary file is created
+    "write-temp-after",  # a temporary file is written and flushed, not yet renamed
+    "write-rename-before",
+    "write-rename-after",
+    "dir-fsync-before",  # a rename or move is done, its folder not yet flushed
+    "move-before",
+    "move-after",  # the file has its new name; its old name may remain (link fallback)
+    "remove-before",
+    "remove-after",
+    "mkdir-before",
+    "lock-created",  # pki/lock.file exists but does not yet contain the PID
+)
+
+
+def _parse_fault(text: str | None) -> tuple[str, int] | None:
+    """Parse EASYRSA_PY_FAULT, raising ValueError for a value a test mistyped."""
+    if not text:
+        return None
+    point, _, count_text = text.partition(":")
+    count = 1
+    if count_text:
+        count = int(count_text) if count_text.isdigit() else 0
+    if point not in FAULT_POINTS or count < 1:
+        raise ValueError(
+            f"Invalid {FAULT_VARIABLE}={text!r}: expected POINT or POINT:COUNT with "
+            f"COUNT of 1 or more and POINT one of {', '.join(FAULT_POINTS)}."
+        )
+    return point, count
+
+
+_fault = _parse_fault(os.environ.get(FAULT_VARIABLE))
+
+
+def fault_point(point: str) -> None:
+    """Kill this process here if EASYRSA_PY_FAULT names this point and count.
+
+    SIGKILL runs no cleanup, no `finally` and no lock release, as with an
+    OOM kill. Unlike a power cut, it loses no data the kernel has accepted.
+    """
+    global _fault
+    if _fault is None or _fault[0] != point:
+        return
+    remaining = _fault[1] - 1
+    if remaining > 0:
+        _fault = (point, remaining)
+        return
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def current_umask() -> int:
@@ -26,6 +87,7 @@ def current_umask() -> int:
 
 
 def _fsync_dir(folder: Path) -> None:
+    fault_point("dir-fsync-before")
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -82,7 +144,9 @@ def atomic_write_all(writes: list[tuple[Path, bytes, int | None]]) -> None:
             _remove_quietly(Path(temp_name))
         raise
     for temp_name, target in prepared:
+        fault_point("write-rename-before")
         os.replace(temp_name, target)
+        fault_point("write-rename-after")
         _fsync_dir(target.parent)
         logger.debug("wrote %s", target)
 
@@ -100,6 +164,7 @@ def _write_temporary(target: Path, data: bytes, mode: int | None) -> str:
     else:
         target_mode = 0o666 & ~current_umask()
 
+    fault_point("write-temp-before")
     fd, temp_name = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -109,6 +174,7 @@ def _write_temporary(target: Path, data: bytes, mode: int | None) -> str:
             if old is not None:
                 _keep_owner(handle.fileno(), old)
             os.fsync(handle.fileno())
+        fault_point("write-temp-after")
     except OSError as error:
         _remove_quietly(Path(temp_name))
         # Report the target's name, not the temporary file's.
@@ -157,38 +223,94 @@ def write_with_backup(path: Path, data: bytes, suffix: str = ".old") -> None:
 def move_no_clobber(source: Path, target: Path) -> None:
     """Move `source` to `target`, raising FileExistsError if `target` exists.
 
-    A hard link fails atomically when the target exists, so two processes
-    can never both move a file onto one name. Where the file system has no
-    hard links, an existence check before the rename is the fallback.
+    On Linux, renameat2 with RENAME_NOREPLACE renames in one step that fails
+    if the target exists, so a crash leaves the file under exactly one of
+    its two names. Elsewhere a hard link is made and the source unlinked:
+    the link also fails if the target exists, but a crash between the two
+    steps leaves both names. A later move of the same file finishes that
+    case by removing the old name. Without hard links, an existence check
+    before the rename is the last fallback.
     """
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        raise
-    except OSError:
-        if target.exists():
-            raise FileExistsError(target) from None
-        os.replace(source, target)
-    else:
-        os.unlink(source)
+    fault_point("move-before")
+    if not _rename_no_replace(source, target):
+        _link_then_unlink(source, target)
+    fault_point("move-after")
     _fsync_dir(target.parent)
     if source.parent != target.parent:
         _fsync_dir(source.parent)
     logger.debug("moved %s to %s", source, target)
 
 
+# renameat2 flag from <linux/fs.h>; AT_FDCWD makes both paths relative to
+# the working folder, as os.rename does.
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+# errno values for which renameat2 is missing or not supported by the file
+# system, so the hard-link fallback is tried instead.
+_NO_RENAMEAT2 = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """Return libc's renameat2, or None where the C library has none (not Linux, old glibc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+def _rename_no_replace(source: Path, target: Path) -> bool:
+    """Rename with RENAME_NOREPLACE; return False when the system cannot do that."""
+    rename = _renameat2()
+    if rename is None:
+        return False
+    import ctypes
+
+    result = rename(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_RENAMEAT2:
+        return False
+    raise OSError(code, os.strerror(code), str(source), None, str(target))
+
+
+def _link_then_unlink(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        if not os.path.samefile(source, target):
+            raise
+        # A crash between an earlier link and unlink left both names.
+        logger.warning("finishing an interrupted move of %s to %s", source, target)
+    except OSError:
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
+        os.replace(source, target)
+        return
+    os.unlink(source)
+
+
 def remove_if_present(path: Path) -> bool:
     """Delete `path` if it exists; return whether a file was deleted."""
+    fault_point("remove-before")
     try:
         path.unlink()
     except FileNotFoundError:
         return False
+    fault_point("remove-after")
     logger.debug("removed %s", path)
     return True
 
 
 def make_dirs(path: Path, mode: int = 0o777) -> None:
     """Create `path` and its parents; the umask applies as with `mkdir -p`."""
+    fault_point("mkdir-before")
     path.mkdir(mode=mode, parents=True, exist_ok=True)
 
 

@@ -6,6 +6,13 @@ its own PID. A second easy-rsa run that finds the file exits with code 17.
 easyrsa_py does the same, so the two tools exclude each other on one PKI.
 easy-rsa 3.1.0 and 3.2.2 take no lock, so running them at the same time as
 easyrsa_py on one PKI is not safe.
+
+A lock left by a process that died (a crash, SIGKILL, a power cut) is
+reported as stale and never deleted automatically: the PID in it may have
+been reused, and only the operator can tell that no easy-rsa command still
+runs. easy-rsa 3.2.7 does the same in batch mode (exit 17) and otherwise
+asks twice before deleting the file, then stops without running the
+command.
 """
 
 from __future__ import annotations
@@ -14,15 +21,19 @@ import errno
 import logging
 import os
 import stat
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from easyrsa_py.errors import EasyRSAError, LockHeld
+from easyrsa_py.files import fault_point
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE_NAME = "lock.file"
+# How often --wait-lock checks whether the lock file is gone.
+_POLL_SECONDS = 0.1
 
 
 def _process_exists(pid: int) -> bool:
@@ -87,14 +98,57 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
-class PKILock:
-    """Context manager that holds `pki/lock.file` for the duration of a command."""
+def _waiting_can_help(error: LockHeld) -> bool:
+    """Return whether the lock may still be released by the process that holds it.
 
-    def __init__(self, pki_dir: Path) -> None:
+    A lock whose PID is dead stays until someone deletes it. A lock file
+    without a PID may belong to a process that has created it and is about
+    to write its PID, as both easyrsa_py and easy-rsa do in two steps.
+    """
+    if not os.path.lexists(error.path):
+        return True  # released since the attempt; the next one may succeed
+    if not error.path.is_file():
+        return False
+    return error.pid is None or _process_exists(error.pid)
+
+
+class PKILock:
+    """Context manager that holds `pki/lock.file` for the duration of a command.
+
+    With `wait_seconds`, a lock held by a running process is retried every
+    0.1 seconds until it is free or the time is up; a stale lock fails at
+    once, since waiting cannot release it.
+    """
+
+    def __init__(self, pki_dir: Path, wait_seconds: float = 0) -> None:
         self.path = pki_dir / LOCK_FILE_NAME
+        self.wait_seconds = wait_seconds
         self._held = False
 
     def acquire(self) -> None:
+        deadline = time.monotonic() + self.wait_seconds
+        retries_after_release = 3
+        while True:
+            try:
+                self._create()
+                return
+            except LockHeld as error:
+                if not os.path.lexists(self.path) and retries_after_release > 0:
+                    # The holder released the lock between our two system calls.
+                    retries_after_release -= 1
+                    continue
+                if not self.wait_seconds or not _waiting_can_help(error):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockHeld(
+                        error.path,
+                        f"Timed out waiting for the PKI lock (--wait-lock={self.wait_seconds:g}). {error}",
+                        pid=error.pid,
+                    ) from None
+                logger.debug("waiting for lock file %s", self.path)
+                time.sleep(_POLL_SECONDS)
+
+    def _create(self) -> None:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -104,6 +158,7 @@ class PKILock:
                 f"Cannot create the lock file {self.path}: {error.strerror}. "
                 "Check the permissions of the PKI folder."
             ) from None
+        fault_point("lock-created")
         try:
             os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         except OSError as error:

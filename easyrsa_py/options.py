@@ -52,6 +52,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--enddate",), ("EASYRSA_END_DATE",), Kind.VALUE, "certificate end date"),
     Option(("--digest",), ("EASYRSA_DIGEST",), Kind.VALUE, "signature digest, e.g. sha256"),
     Option(("--nolockfile", "--no-lockfile"), ("EASYRSA_NO_LOCKFILE",), Kind.FLAG, "do not take pki/lock.file"),
+    # easyrsa_py's own: easy-rsa always fails at once with exit code 17.
+    Option(
+        ("--wait-lock",),
+        ("EASYRSA_PY_WAIT_LOCK",),
+        Kind.NUMBER_OR_ZERO,
+        "seconds to wait for a held pki/lock.file before exiting with code 17 (default 0)",
+    ),
     Option(("--umask",), ("EASYRSA_UMASK",), Kind.VALUE, "umask for new files, in octal (default 077)"),
     Option(("--noumask", "--no-umask"), ("EASYRSA_NO_UMASK",), Kind.FLAG, "keep the umask of the calling shell"),
     Option(("--noinline", "--no-inline"), ("EASYRSA_NO_INLINE",), Kind.FLAG, "do not write inline files"),
