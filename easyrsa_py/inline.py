@@ -307,8 +307,8 @@ def _tls_label(key_text: bytes) -> str | None:
 def _tls_section(layout: PKILayout, certificate_type: str, content: InlineContent) -> bytes:
     """Return the TLS key block with its key-direction, or a comment saying why there is none."""
     tls_path = layout.root / "private" / "easyrsa-tls.key"
-    # easy-rsa 3.2.7 keeps a replaced TLS key under this name. Peers that
-    # received the old key still use it, so the new one is not pasted.
+    # When pki/easyrsa-keepsafe-tls.key exists, easy-rsa 3.2.7 takes the TLS
+    # key as already shared with the peers and leaves it out of the file.
     old_tls_path = layout.root / "easyrsa-keepsafe-tls.key"
     key_text = _file_text(tls_path) if tls_path.is_file() else None
     label = _tls_label(key_text) if key_text is not None else None
