@@ -1,0 +1,358 @@
+"""renew and expire: retire issued/NAME.crt so NAME can get a new certificate.
+
+Both follow easy-rsa 3.2.7. `expire` moves issued/NAME.crt to
+expired/NAME.crt and changes nothing else: the key, the request, the
+exports, the inline file and the index.txt row stay. The old certificate
+stays valid until it is revoked with `revoke-expired` or reaches its end
+date.
+
+`renew` signs reqs/NAME.req again with the same key. The new certificate
+gets the type, the subjectAltName, the signature digest and the critical
+flags of the old one. The old certificate moves to renewed/issued/NAME.crt
+and keeps its `V` row in index.txt until `revoke-renewed` revokes it.
+index.txt.attr gets `unique_subject = no`, because two valid rows now share
+one subject. 3.2.7 renews at any time, with no renewal window.
+
+Unlike 3.2.7, renew deletes the old PKCS exports and inline files only
+after the new certificate is signed, so a failed signing leaves them in
+place. 3.1.0 renewed differently: it moved the key and request too, to
+renewed/private_by_serial and renewed/reqs_by_serial, and made a new key.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from easyrsa_py import files
+from easyrsa_py.certificate import check_request, read_certificate
+from easyrsa_py.display import multiline_dn
+from easyrsa_py.errors import (
+    CertificateNotFound,
+    CryptoMismatch,
+    FileFormatError,
+    RevocationConflict,
+    UsageError,
+)
+from easyrsa_py.index import format_attr, parse_attr, serial_hex
+from easyrsa_py.revoke import check_file_name_base
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from easyrsa_py.commands import Context
+    from easyrsa_py.console import Console
+    from easyrsa_py.pki import PKILayout
+
+logger = logging.getLogger(__name__)
+
+# The x509-types profile that re-creates each extendedKeyUsage, by the
+# purpose list that `openssl x509 -ext extendedKeyUsage` prints.
+# NOTE: easy-rsa 3.2.7 knows only the first four. It passes 'codeSigning'
+# to sign-req, which has no profile of that name, so its renew of a
+# code-signing or e-mail certificate fails. Here both renew.
+_PROFILES_BY_USAGE = {
+    "TLS Web Client Authentication": "client",
+    "TLS Web Server Authentication": "server",
+    "TLS Web Server Authentication, TLS Web Client Authentication": "serverClient",
+    "Code Signing": "code-signing",
+    "E-mail Protection": "email",
+}
+_SELF_SIGNED_MESSAGE = (
+    "Cannot {command} {path}: it is a self-signed certificate, which this CA did not issue."
+)
+
+
+def _parse_name(context: Context, arguments: list[str]) -> str:
+    """Return NAME from `COMMAND NAME [nopass]`; 3.2.7 warns about nopass and rejects other words."""
+    command = context.command_name
+    if not arguments or not arguments[0]:
+        raise UsageError(f"Missing certificate name: usage is '{command} NAME'.")
+    name, *options = arguments
+    check_file_name_base(name)
+    for option in options:
+        if option != "nopass":
+            raise UsageError(f"Unknown option '{option}': usage is '{command} NAME'.")
+        context.console.warn(f"The option 'nopass' has no effect on '{command}'.")
+    return name
+
+
+def _forbid_self_signed(command: str, path: Path) -> None:
+    # easy-rsa's self-sign commands put the certificate's own serial in
+    # authorityKeyIdentifier, which is how 3.2.7 recognises them.
+    certificate = read_certificate(path)
+    try:
+        authority_serial = certificate.authority_serial_number()
+    except (ValueError, IndexError):
+        raise FileFormatError(path, None, "its authorityKeyIdentifier extension is malformed.") from None
+    if authority_serial == certificate.serial_number:
+        raise RevocationConflict(_SELF_SIGNED_MESSAGE.format(command=command, path=path))
+
+
+# --- expire -----------------------------------------------------------------
+
+
+def expire(context: Context, arguments: list[str]) -> int:
+    """Handle `expire NAME`: move issued/NAME.crt to expired/NAME.crt after confirmation."""
+    layout = context.layout
+    name = _parse_name(context, arguments)
+    source = layout.issued_cert(name)
+    target = layout.expired_cert(name)
+    if target.exists() or target.is_symlink():
+        raise RevocationConflict(
+            f"Cannot expire '{name}': {target} already exists. Revoke that certificate with "
+            f"'revoke-expired {name}' first."
+        )
+    if not source.is_file():
+        raise CertificateNotFound(source, f"Cannot expire '{name}': no certificate at {source}.")
+    _forbid_self_signed("expire", source)
+    certificate = read_certificate(source)
+    context.console.confirm(
+        # easy-rsa passes the prompt with two leading spaces and its confirm
+        # step indents by two more, so scripts see four.
+        "  Continue with expiry: ",
+        "yes",
+        "\nConfirm that the following certificate moves to the 'expired' folder:\n\n"
+        f"{multiline_dn(certificate.subject_der)}\n\n"
+        f"    serial-number             = {serial_hex(certificate.serial_number)}\n\n"
+        f"    notAfter date             = {_not_after_text(source)}",
+    )
+    files.make_dirs(target.parent)
+    files.move_no_clobber(source, target)
+    context.console.notice(
+        f"Moved the certificate of '{name}' to:\n* {target}\n\n"
+        "It stays valid until its end date unless you revoke it with "
+        f"'revoke-expired {name}'. You can now sign a new certificate for '{name}'."
+    )
+    return 0
+
+
+def _not_after_text(path: Path) -> str:
+    """Return notAfter as `openssl x509 -enddate` prints it: `Mar  8 18:29:39 2029 GMT`."""
+    from cryptography import x509
+
+    when = x509.load_der_x509_certificate(read_certificate(path).der).not_valid_after_utc
+    return f"{when:%b} {when.day:>2} {when:%H:%M:%S %Y} GMT"
+
+
+# --- renew ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenewalPlan:
+    """What a renewal reads from the old certificate and the files it changes."""
+
+    name: str
+    certificate_path: Path
+    renewed_path: Path
+    request_path: Path
+    serial: str
+    profile: str
+    digest: str | None  # None for Ed25519 and Ed448, which sign without a separate digest
+    subject_alt_name: x509.Extension[x509.SubjectAlternativeName] | None
+    critical: frozenset[str]  # of basicConstraints, keyUsage, extendedKeyUsage
+    deletions: tuple[Path, ...]
+
+
+def renew(context: Context, arguments: list[str]) -> int:
+    """Handle `renew NAME`: sign reqs/NAME.req again and move the old certificate to renewed/."""
+    name = _parse_name(context, arguments)
+    plan = plan_renewal(context.layout, name)
+    confirm_renewal(context.console, plan)
+    apply_renewal(context, plan)
+    context.console.notice(
+        f"Renewed '{name}': the new certificate is {context.layout.issued_cert(name)}.\n"
+        f"The old one is kept in {plan.renewed_path} and stays valid. Once the new\n"
+        f"certificate is deployed, revoke the old one with 'revoke-renewed {name}'\n"
+        "and run 'gen-crl'."
+    )
+    return 0
+
+
+def plan_renewal(layout: PKILayout, name: str) -> RenewalPlan:
+    """Check everything a renewal needs, in easy-rsa 3.2.7's order, changing nothing."""
+    from cryptography import x509
+
+    source = layout.issued_cert(name)
+    renewed = layout.renewed_cert(name)
+    if not source.is_file():
+        raise CertificateNotFound(source, _missing_certificate_message(name, source, renewed))
+    _forbid_self_signed("renew", source)
+    request_path = layout.request(name)
+    if not request_path.is_file():
+        raise CertificateNotFound(
+            request_path,
+            f"Cannot renew '{name}': the request {request_path} is missing. Renew signs the "
+            "same request again, so restore it, or issue a new certificate with gen-req and sign-req.",
+        )
+    check_request(request_path)
+    certificate = x509.load_der_x509_certificate(read_certificate(source).der)
+    _check_common_names(name, certificate, request_path)
+    if renewed.exists() or renewed.is_symlink():
+        raise RevocationConflict(
+            f"Cannot renew '{name}': {renewed} already exists from an earlier renewal. Revoke it "
+            f"with 'revoke-renewed {name}' first."
+        )
+    return RenewalPlan(
+        name=name,
+        certificate_path=source,
+        renewed_path=renewed,
+        request_path=request_path,
+        serial=serial_hex(certificate.serial_number),
+        profile=_profile_of(certificate, source),
+        digest=_digest_of(certificate),
+        subject_alt_name=_subject_alt_name_of(certificate),
+        critical=_critical_extensions(certificate),
+        deletions=_files_to_delete(layout, name),
+    )
+
+
+def _missing_certificate_message(name: str, source: Path, renewed: Path) -> str:
+    message = f"Cannot renew '{name}': no certificate at {source}."
+    if renewed.is_file():
+        # A renewal interrupted between its move and its signing leaves this state.
+        message += (
+            f" The previous certificate is in {renewed}; sign reqs/{name}.req again with "
+            f"'sign-req TYPE {name}' to issue its replacement."
+        )
+    return message
+
+
+def _check_common_names(name: str, certificate: x509.Certificate, request_path: Path) -> None:
+    from cryptography import x509
+
+    try:
+        request = x509.load_pem_x509_csr(request_path.read_bytes())
+    except ValueError as error:
+        raise FileFormatError(request_path, None, f"not a valid PEM certificate request ({error}).") from None
+    common_name = x509.NameOID.COMMON_NAME
+    old = [attribute.value for attribute in certificate.subject.get_attributes_for_oid(common_name)]
+    new = [attribute.value for attribute in request.subject.get_attributes_for_oid(common_name)]
+    if old != new:
+        raise CryptoMismatch(
+            f"Cannot renew '{name}': the certificate's commonName {old!r} differs from the "
+            f"request's {new!r} in {request_path}."
+        )
+
+
+def _profile_of(certificate: x509.Certificate, path: Path) -> str:
+    """Return the x509-types profile that re-creates the certificate's extendedKeyUsage."""
+    from easyrsa_py.smallcommands import certificate_key_usage
+
+    usage = certificate_key_usage(path.parent, [str(path)])
+    purposes = usage.type_name.removeprefix("self-signed-")
+    profile = _PROFILES_BY_USAGE.get(purposes)
+    if profile is None or usage.type_name.startswith("self-signed-"):
+        raise UsageError(
+            f"Cannot renew {path}: its extendedKeyUsage '{usage.type_name}' matches no type that "
+            "renew can re-create (client, server, serverClient, code-signing, email). Sign a new "
+            "request with 'sign-req TYPE NAME' instead."
+        )
+    return profile
+
+
+def _digest_of(certificate: x509.Certificate) -> str | None:
+    algorithm = certificate.signature_hash_algorithm
+    return None if algorithm is None else algorithm.name
+
+
+def _subject_alt_name_of(certificate: x509.Certificate) -> x509.Extension[x509.SubjectAlternativeName] | None:
+    from cryptography import x509
+
+    try:
+        return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _critical_extensions(certificate: x509.Certificate) -> frozenset[str]:
+    from cryptography import x509
+
+    names: tuple[tuple[type[x509.ExtensionType], str], ...] = (
+        (x509.BasicConstraints, "basicConstraints"),
+        (x509.KeyUsage, "keyUsage"),
+        (x509.ExtendedKeyUsage, "extendedKeyUsage"),
+    )
+    return frozenset(
+        label
+        for extension in certificate.extensions
+        for extension_class, label in names
+        if extension.critical and isinstance(extension.value, extension_class)
+    )
+
+
+def _files_to_delete(layout: PKILayout, name: str) -> tuple[Path, ...]:
+    # The PKCS exports and inline files contain the old certificate. 3.2.7
+    # deletes the same ones; the base64 PKCS#12 inline file is added here.
+    candidates = [
+        *layout.pkcs_files(name),
+        *layout.inline_files(name),
+        layout.root / "inline" / "private" / f"{name}.p12-inline",
+    ]
+    return tuple(path for path in candidates if path.is_file())
+
+
+def confirm_renewal(console: Console, plan: RenewalPlan) -> None:
+    deleted = "\n".join(f"* {path}" for path in plan.deletions) or "(none)"
+    console.confirm(
+        # The prompt is easy-rsa 3.2.7's, because scripts answer it.
+        "Continue with 'renew' ? ",
+        "yes",
+        f"Renewing '{plan.name}' signs {plan.request_path} again as a '{plan.profile}' "
+        "certificate.\n\n"
+        f"The current certificate moves to the 'renewed' folder:\n* {plan.certificate_path}\n\n"
+        f"These PKCS exports and inline files of the old certificate are deleted:\n{deleted}\n\n"
+        "index.txt.attr is set to 'unique_subject = no', so that two valid certificates "
+        "can share the subject.",
+    )
+
+
+def apply_renewal(context: Context, plan: RenewalPlan) -> None:
+    """Sign the new certificate, then delete the old exports and write the new inline file.
+
+    The old certificate moves to renewed/ before signing, because signing
+    writes issued/NAME.crt. When signing fails the move is undone.
+    """
+    layout = context.layout
+    _allow_shared_subjects(layout)
+    files.make_dirs(plan.renewed_path.parent)
+    files.move_no_clobber(plan.certificate_path, plan.renewed_path)
+    try:
+        _sign_again(context, plan)
+    except BaseException:
+        if not plan.certificate_path.exists():
+            files.move_no_clobber(plan.renewed_path, plan.certificate_path)
+            context.console.warn(
+                f"Renewing '{plan.name}' failed, so its certificate was moved back to "
+                f"{plan.certificate_path}."
+            )
+        raise
+    for path in plan.deletions:
+        files.remove_if_present(path)
+
+    from easyrsa_py.inline import write_inline
+
+    write_inline(layout, context.settings, context.console, plan.name)
+
+
+def _allow_shared_subjects(layout: PKILayout) -> None:
+    """Set unique_subject = no in index.txt.attr, keeping any other attribute."""
+    path = layout.index_attr
+    attributes: dict[str, str] = {}
+    if path.is_file():
+        attributes = parse_attr(path.read_bytes(), path)
+    if attributes.get("unique_subject") == "no" and path.is_file():
+        return
+    attributes["unique_subject"] = "no"
+    files.atomic_write(path, format_attr(attributes))
+
+
+def _sign_again(context: Context, plan: RenewalPlan) -> None:
+    """Sign reqs/NAME.req as the plan's profile, writing issued/NAME.crt and its index row."""
+    # TODO: call the signing module's sign_request once its interface is
+    # committed; until then renew fails here and moves the certificate back.
+    from easyrsa_py import signing  # type: ignore[attr-defined]
+
+    signing.sign_request(context, plan)
