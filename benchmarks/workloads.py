@@ -5,6 +5,9 @@
 - ``copy_fixture_pki``: a copy of a PKI from ``pki_fixtures/`` with the
   modes and empty folders that git does not keep.
 - ``build_client_pki``: a small PKI made by the real easy-rsa script.
+- ``build_ca_pki``: a PKI with only a CA, made by the real easy-rsa script.
+- ``write_issued_certificates``: an issued/NAME.crt for each V row of an
+  index.txt, so that show-expire has the files it checks.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from reference import run_reference
 
 logger = logging.getLogger(__name__)
@@ -51,6 +58,8 @@ REVOCATION_START = datetime(2024, 1, 1, tzinfo=UTC)
 REVOCATION_SPAN = timedelta(days=700)
 EXPIRY_START = datetime(2026, 1, 1, tzinfo=UTC)
 EXPIRY_SPAN = timedelta(days=4 * 365)
+# The CA key types that write_issued_certificates can sign with.
+CA_KEY_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)
 
 
 @dataclass(frozen=True)
@@ -176,3 +185,53 @@ def build_client_pki(version: str, pki: Path, clients: int) -> list[str]:
         run_reference(version, pki, "build-client-full", name, "nopass")
     logger.info("Built a %d-client PKI with easy-rsa %s in %s", clients, version, pki)
     return names
+
+
+def build_ca_pki(version: str, pki: Path, *options: str) -> Path:
+    """Build a PKI with the real easy-rsa that contains only a CA without passphrase.
+
+    ``options`` are global options placed before each command, such as
+    ``--use-algo=ec``. Returns ``pki``.
+    """
+    run_reference(version, pki, "init-pki")
+    run_reference(version, pki, *options, "--req-cn=Benchmark CA", "build-ca", "nopass")
+    logger.info("Built a CA with easy-rsa %s (%s) in %s", version, " ".join(options), pki)
+    return pki
+
+
+def write_issued_certificates(pki: Path) -> int:
+    """Write issued/NAME.crt for every V row of ``pki``/index.txt and return the count.
+
+    Each certificate has the row's serial, commonName and end date, and is
+    signed by the PKI's CA key, which must have no passphrase. All of them
+    share one P-256 public key, because show-expire reads only the dates.
+    """
+    ca_certificate = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key(
+        (pki / "private" / "ca.key").read_bytes(), password=None
+    )
+    if not isinstance(ca_key, CA_KEY_TYPES):
+        raise TypeError(f"{pki / 'private' / 'ca.key'} is not an RSA or EC key")
+    public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    issued = pki / "issued"
+    count = 0
+    for line in (pki / "index.txt").read_text(encoding="ascii").splitlines():
+        status, expiry, _, serial, _, subject = line.split("\t")
+        if status != "V":
+            continue
+        name = subject.partition("/CN=")[2]
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_certificate.subject)
+            .public_key(public_key)
+            .serial_number(int(serial, 16))
+            .not_valid_before(REVOCATION_START)
+            .not_valid_after(datetime.strptime(expiry, "%y%m%d%H%M%SZ").replace(tzinfo=UTC))
+            .sign(ca_key, hashes.SHA256())
+        )
+        path = issued / f"{name}.crt"
+        path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        os.chmod(path, PKI_FILE_MODE)
+        count += 1
+    return count
