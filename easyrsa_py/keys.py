@@ -13,6 +13,7 @@ import errno
 import getpass
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -178,15 +179,46 @@ def nopass_requested(settings: Settings, nopass: bool = False) -> bool:
     return nopass or bool(settings.raw.get("EASYRSA_NO_PASS"))
 
 
+@dataclass(frozen=True)
+class PassphrasePrompts:
+    """The two prompts for a new passphrase and the minimum length typed.
+
+    A `min_length` of 0 also accepts an empty passphrase from --passout.
+    """
+
+    first: str
+    verify: str
+    min_length: int
+
+
+# The prompts of OpenSSL 3.0's PEM_def_callback (genpkey, req, pkey, rsa),
+# `pkcs8 -topk8` and `pkcs12 -export`. OpenSSL accepts an empty PKCS#8
+# password and encrypts with it. cryptography cannot, and an unencrypted
+# file where an encrypted one was asked for would mislead, so it is rejected.
+PEM_PROMPTS = PassphrasePrompts(PROMPT_NEW, PROMPT_VERIFY, MIN_PASSPHRASE)
+PKCS8_PROMPTS = PassphrasePrompts(
+    "Enter Encryption Password:", "Verifying - Enter Encryption Password:", 1
+)
+PKCS12_PROMPTS = PassphrasePrompts(
+    "Enter Export Password:", "Verifying - Enter Export Password:", 0
+)
+
+
 def new_key_passphrase(
-    settings: Settings, console: Console, what: str, nopass: bool = False
+    settings: Settings,
+    console: Console,
+    what: str,
+    nopass: bool = False,
+    *,
+    prompts: PassphrasePrompts = PEM_PROMPTS,
 ) -> bytes | None:
     """Return the passphrase for a new key, or None when it is written unencrypted.
 
     The passphrase comes from --passout, or else is asked twice with
     OpenSSL's prompts. `what` names the key in error messages, such as
     "the key of alice". Raises PassphraseError for a mismatch, or for a
-    typed passphrase shorter than 4 characters, as OpenSSL 3.0 fails then.
+    typed passphrase shorter than `prompts.min_length`, as OpenSSL 3.0
+    fails then.
     """
     if settings.passout:
         if nopass or settings.raw.get("EASYRSA_NO_PASS"):
@@ -194,21 +226,22 @@ def new_key_passphrase(
                 "--passout overrides --nopass and 'nopass': the new key is encrypted."
             )
         passphrase = read_passphrase(settings.passout)
-        if not passphrase:
+        if not passphrase and prompts.min_length > 0:
             raise PassphraseError(
-                f"The passphrase from --passout for {what} is empty. Give a non-empty one, or use --nopass."
+                f"The passphrase from --passout for {what} is empty. "
+                "Give a non-empty one, or use --nopass."
             )
         return passphrase
     if nopass or settings.raw.get("EASYRSA_NO_PASS"):
         return None
-    return ask_new_passphrase(what)
+    return ask_new_passphrase(what, prompts)
 
 
-def ask_new_passphrase(what: str) -> bytes:
+def ask_new_passphrase(what: str, prompts: PassphrasePrompts = PEM_PROMPTS) -> bytes:
     """Ask for a new passphrase twice on the terminal, or on stdin without one."""
-    first = _ask(PROMPT_NEW, what)
-    _check_length(first, what)
-    second = _ask(PROMPT_VERIFY, what)
+    first = _ask(prompts.first, what)
+    _check_length(first, what, prompts.min_length)
+    second = _ask(prompts.verify, what)
     if first != second:
         raise PassphraseError(
             f"The passphrases typed for {what} do not match. Run the command again."
@@ -216,11 +249,12 @@ def ask_new_passphrase(what: str) -> bytes:
     return first
 
 
-def _check_length(passphrase: bytes, what: str) -> None:
-    if not MIN_PASSPHRASE <= len(passphrase) <= MAX_PASSPHRASE:
+def _check_length(passphrase: bytes, what: str, min_length: int) -> None:
+    if not min_length <= len(passphrase) <= MAX_PASSPHRASE:
         raise PassphraseError(
             f"The passphrase typed for {what} has {len(passphrase)} characters: "
-            f"expected {MIN_PASSPHRASE} to {MAX_PASSPHRASE}. Run the command again, or use --passout."
+            f"expected {min_length} to {MAX_PASSPHRASE}. "
+            "Run the command again, or use --passout."
         )
 
 
