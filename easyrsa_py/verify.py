@@ -13,6 +13,8 @@ CA, in its order, with its error numbers and texts (OpenSSL 3.0):
 - the certificate is within its validity dates (9 or 10 at depth 0).
 
 A certificate that is itself self-signed, and is not ca.crt, fails with 18.
+An expired or self-signed certificate does not stop the checks, so one run
+can report several errors, as `openssl verify` does.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ CERT_NOT_YET_VALID = (9, "certificate is not yet valid")
 CERT_HAS_EXPIRED = (10, "certificate has expired")
 DEPTH_ZERO_SELF_SIGNED = (18, "self-signed certificate")
 UNABLE_TO_GET_ISSUER = (20, "unable to get local issuer certificate")
+# The `openssl verify` command reports these and goes on checking.
+CONTINUABLE = frozenset({CERT_HAS_EXPIRED[0], DEPTH_ZERO_SELF_SIGNED[0]})
 
 
 @dataclass(frozen=True)
 class VerifyFailure:
-    """The first check that failed, as `openssl verify` reports it."""
+    """One failed check, as `openssl verify` reports it."""
 
     code: int
     text: str
@@ -69,35 +73,35 @@ def verify_cert(context: Context, arguments: list[str]) -> int:
     path = layout.issued_cert(name)
     if not path.is_file():
         raise CertificateNotFound(path, f"No certificate at {path}. Check the name of the certificate in issued/.")
-    failure = check_certificate(path, layout.ca_cert)
-    _print_openssl_result(context, path, failure)
-    status = "GOOD" if failure is None else "FAILED"
+    failures = check_certificate(path, layout.ca_cert)
+    _print_openssl_result(context, path, failures)
+    status = "FAILED" if failures else "GOOD"
     # The two field labels are kept as easy-rsa prints them, because scripts match them.
     context.console.notice(f"  Certificate name:    {name}\n  Verification status: {status}")
-    if failure is not None and batch:
+    if failures and batch:
         return 1
     return 0
 
 
-def _print_openssl_result(context: Context, path: Path, failure: VerifyFailure | None) -> None:
+def _print_openssl_result(context: Context, path: Path, failures: list[VerifyFailure]) -> None:
     # easy-rsa prints what `openssl verify` prints: "PATH: OK" on stdout, or
-    # the subject and the error on stderr. --silent-ssl hides only stdout.
-    if failure is None:
+    # each failure's subject and error on stderr. --silent-ssl hides only stdout.
+    if not failures:
         if not context.settings.raw.get("EASYRSA_SILENT_SSL"):
             context.console.output(f"{path}: OK")
         return
     stderr = context.console.stderr
-    stderr.write(
-        f"{failure.subject}\n"
-        f"error {failure.code} at {failure.depth} depth lookup: {failure.text}\n"
-        f"error {path}: verification failed\n"
-    )
+    for failure in failures:
+        stderr.write(f"{failure.subject}\nerror {failure.code} at {failure.depth} depth lookup: {failure.text}\n")
+    stderr.write(f"error {path}: verification failed\n")
     stderr.flush()
 
 
-def check_certificate(path: Path, ca_path: Path, now: datetime | None = None) -> VerifyFailure | None:
-    """Return the first check that fails for the certificate at `path` against `ca_path`, or None.
+def check_certificate(path: Path, ca_path: Path, now: datetime | None = None) -> list[VerifyFailure]:
+    """Return the failures `openssl verify` reports for `path` against `ca_path`, or [] when it passes.
 
+    Like the `openssl verify` command, the checks go on after an expired
+    certificate or a self-signed one, and stop at any other failure.
     Raises FileFormatError when either file is not a PEM certificate.
     """
     from cryptography import x509
@@ -106,29 +110,30 @@ def check_certificate(path: Path, ca_path: Path, now: datetime | None = None) ->
     ca = x509.load_der_x509_certificate(read_certificate(ca_path).der)
     now = now or datetime.now(UTC)
     if certificate == ca:
-        return _time_failure(ca, 0, now)
+        return _time_failures(ca, 0, now)
     if not _is_issued_by(certificate, ca):
-        if certificate.issuer == certificate.subject:
-            return _failure(DEPTH_ZERO_SELF_SIGNED, 0, certificate)
-        return _failure(UNABLE_TO_GET_ISSUER, 0, certificate)
-    ca_failure = _time_failure(ca, 1, now)
-    if ca_failure is not None:
-        return ca_failure
+        if certificate.issuer != certificate.subject:
+            return [_failure(UNABLE_TO_GET_ISSUER, 0, certificate)]
+        # The chain is the certificate alone, and its own signature is not checked.
+        return [_failure(DEPTH_ZERO_SELF_SIGNED, 0, certificate), *_time_failures(certificate, 0, now)]
+    failures = _time_failures(ca, 1, now)
+    if failures and failures[-1].code not in CONTINUABLE:
+        return failures
     if not _signature_verifies(certificate, ca):
-        return _failure(CERT_SIGNATURE_FAILURE, 0, certificate)
-    return _time_failure(certificate, 0, now)
+        return [*failures, _failure(CERT_SIGNATURE_FAILURE, 0, certificate)]
+    return failures + _time_failures(certificate, 0, now)
 
 
 def _failure(error: tuple[int, str], depth: int, certificate: x509.Certificate) -> VerifyFailure:
     return VerifyFailure(error[0], error[1], depth, openssl_oneline(certificate.subject))
 
 
-def _time_failure(certificate: x509.Certificate, depth: int, now: datetime) -> VerifyFailure | None:
+def _time_failures(certificate: x509.Certificate, depth: int, now: datetime) -> list[VerifyFailure]:
     if now < certificate.not_valid_before_utc:
-        return _failure(CERT_NOT_YET_VALID, depth, certificate)
+        return [_failure(CERT_NOT_YET_VALID, depth, certificate)]
     if now > certificate.not_valid_after_utc:
-        return _failure(CERT_HAS_EXPIRED, depth, certificate)
-    return None
+        return [_failure(CERT_HAS_EXPIRED, depth, certificate)]
+    return []
 
 
 def _is_issued_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
