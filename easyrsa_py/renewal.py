@@ -15,8 +15,9 @@ one subject. 3.2.7 renews at any time, with no renewal window.
 
 Unlike 3.2.7, renew deletes the old PKCS exports and inline files only
 after the new certificate is signed, so a failed signing leaves them in
-place. 3.1.0 renewed differently: it moved the key and request too, to
-renewed/private_by_serial and renewed/reqs_by_serial, and made a new key.
+place. 3.1.0 renewed differently: only within EASYRSA_CERT_RENEW days (30)
+of the end date, with a new key, moving the old key and request to
+renewed/private and renewed/reqs as well.
 """
 
 from __future__ import annotations
@@ -42,22 +43,24 @@ from easyrsa_py.revoke import check_file_name_base
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from easyrsa_py import signing
     from easyrsa_py.commands import Context
     from easyrsa_py.console import Console
     from easyrsa_py.pki import PKILayout
+    from easyrsa_py.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# The x509-types profile that re-creates each extendedKeyUsage, by the
-# purpose list that `openssl x509 -ext extendedKeyUsage` prints.
-# NOTE: easy-rsa 3.2.7 knows only the first four. It passes 'codeSigning'
+# The x509-types profile that re-creates each extendedKeyUsage, by the type
+# name that show-eku prints (the purpose list for types it does not know).
+# NOTE: easy-rsa 3.2.7 maps only the first four. It passes 'codeSigning'
 # to sign-req, which has no profile of that name, so its renew of a
 # code-signing or e-mail certificate fails. Here both renew.
 _PROFILES_BY_USAGE = {
-    "TLS Web Client Authentication": "client",
-    "TLS Web Server Authentication": "server",
-    "TLS Web Server Authentication, TLS Web Client Authentication": "serverClient",
-    "Code Signing": "code-signing",
+    "client": "client",
+    "server": "server",
+    "serverClient": "serverClient",
+    "codeSigning": "code-signing",
     "E-mail Protection": "email",
 }
 _SELF_SIGNED_MESSAGE = (
@@ -109,6 +112,7 @@ def expire(context: Context, arguments: list[str]) -> int:
         raise CertificateNotFound(source, f"Cannot expire '{name}': no certificate at {source}.")
     _forbid_self_signed("expire", source)
     certificate = read_certificate(source)
+
     context.console.confirm(
         # easy-rsa passes the prompt with two leading spaces and its confirm
         # step indents by two more, so scripts see four.
@@ -142,12 +146,13 @@ def _not_after_text(path: Path) -> str:
 
 @dataclass(frozen=True)
 class RenewalPlan:
-    """What a renewal reads from the old certificate and the files it changes."""
+    """The properties a renewal copies from the old certificate, and the files it changes."""
 
     name: str
     certificate_path: Path
     renewed_path: Path
     request_path: Path
+    request: x509.CertificateSigningRequest
     serial: str
     profile: str
     digest: str | None  # None for Ed25519 and Ed448, which sign without a separate digest
@@ -159,7 +164,7 @@ class RenewalPlan:
 def renew(context: Context, arguments: list[str]) -> int:
     """Handle `renew NAME`: sign reqs/NAME.req again and move the old certificate to renewed/."""
     name = _parse_name(context, arguments)
-    plan = plan_renewal(context.layout, name)
+    plan = plan_renewal(context.layout, context.settings, name)
     confirm_renewal(context.console, plan)
     apply_renewal(context, plan)
     context.console.notice(
@@ -171,9 +176,11 @@ def renew(context: Context, arguments: list[str]) -> int:
     return 0
 
 
-def plan_renewal(layout: PKILayout, name: str) -> RenewalPlan:
+def plan_renewal(layout: PKILayout, settings: Settings, name: str) -> RenewalPlan:
     """Check everything a renewal needs, in easy-rsa 3.2.7's order, changing nothing."""
     from cryptography import x509
+
+    from easyrsa_py import profiles, signing
 
     source = layout.issued_cert(name)
     renewed = layout.renewed_cert(name)
@@ -188,20 +195,25 @@ def plan_renewal(layout: PKILayout, name: str) -> RenewalPlan:
             "same request again, so restore it, or issue a new certificate with gen-req and sign-req.",
         )
     check_request(request_path)
+    request = signing.read_request_file(request_path)
     certificate = x509.load_der_x509_certificate(read_certificate(source).der)
-    _check_common_names(name, certificate, request_path)
+    _check_common_names(name, certificate, request, request_path)
     if renewed.exists() or renewed.is_symlink():
         raise RevocationConflict(
             f"Cannot renew '{name}': {renewed} already exists from an earlier renewal. Revoke it "
             f"with 'revoke-renewed {name}' first."
         )
+    profile = _profile_of(certificate, source)
+    # Resolve the profile now, so a missing x509-types file fails before any question.
+    profiles.load_profile(profile, profiles.search_folders(layout.root, settings.easyrsa_dir, settings.raw))
     return RenewalPlan(
         name=name,
         certificate_path=source,
         renewed_path=renewed,
         request_path=request_path,
+        request=request,
         serial=serial_hex(certificate.serial_number),
-        profile=_profile_of(certificate, source),
+        profile=profile,
         digest=_digest_of(certificate),
         subject_alt_name=_subject_alt_name_of(certificate),
         critical=_critical_extensions(certificate),
@@ -220,13 +232,11 @@ def _missing_certificate_message(name: str, source: Path, renewed: Path) -> str:
     return message
 
 
-def _check_common_names(name: str, certificate: x509.Certificate, request_path: Path) -> None:
+def _check_common_names(
+    name: str, certificate: x509.Certificate, request: x509.CertificateSigningRequest, request_path: Path
+) -> None:
     from cryptography import x509
 
-    try:
-        request = x509.load_pem_x509_csr(request_path.read_bytes())
-    except ValueError as error:
-        raise FileFormatError(request_path, None, f"not a valid PEM certificate request ({error}).") from None
     common_name = x509.NameOID.COMMON_NAME
     old = [attribute.value for attribute in certificate.subject.get_attributes_for_oid(common_name)]
     new = [attribute.value for attribute in request.subject.get_attributes_for_oid(common_name)]
@@ -242,9 +252,8 @@ def _profile_of(certificate: x509.Certificate, path: Path) -> str:
     from easyrsa_py.smallcommands import certificate_key_usage
 
     usage = certificate_key_usage(path.parent, [str(path)])
-    purposes = usage.type_name.removeprefix("self-signed-")
-    profile = _PROFILES_BY_USAGE.get(purposes)
-    if profile is None or usage.type_name.startswith("self-signed-"):
+    profile = _PROFILES_BY_USAGE.get(usage.type_name)
+    if profile is None:
         raise UsageError(
             f"Cannot renew {path}: its extendedKeyUsage '{usage.type_name}' matches no type that "
             "renew can re-create (client, server, serverClient, code-signing, email). Sign a new "
@@ -310,17 +319,26 @@ def confirm_renewal(console: Console, plan: RenewalPlan) -> None:
 
 
 def apply_renewal(context: Context, plan: RenewalPlan) -> None:
-    """Sign the new certificate, then delete the old exports and write the new inline file.
+    """Sign the new certificate, then record it, move the old one and delete its exports.
 
-    The old certificate moves to renewed/ before signing, because signing
-    writes issued/NAME.crt. When signing fails the move is undone.
+    The new certificate is signed in memory first, so a wrong CA
+    passphrase or a bad option changes nothing. The old certificate moves
+    to renewed/ just before the new one is recorded, because recording
+    writes issued/NAME.crt, and moves back if recording fails.
     """
+    from easyrsa_py import signing
+
     layout = context.layout
+    options = renewal_options(context, plan)
+    _confirm_signing(context.console, plan.request, plan.profile, options)
+    certificate, allocation, database = signing.build_certificate(
+        layout, context.settings, plan.request, plan.profile, options
+    )
     _allow_shared_subjects(layout)
     files.make_dirs(plan.renewed_path.parent)
     files.move_no_clobber(plan.certificate_path, plan.renewed_path)
     try:
-        _sign_again(context, plan)
+        signing.record_certificate(layout, plan.name, certificate, allocation, database, text=options.text)
     except BaseException:
         if not plan.certificate_path.exists():
             files.move_no_clobber(plan.renewed_path, plan.certificate_path)
@@ -337,6 +355,86 @@ def apply_renewal(context: Context, plan: RenewalPlan) -> None:
     write_inline(layout, context.settings, context.console, plan.name)
 
 
+def renewal_options(context: Context, plan: RenewalPlan) -> signing.SigningOptions:
+    """Return the signing options with the old certificate's digest, subjectAltName and critical flags.
+
+    As in easy-rsa 3.2.7, renew ignores --copy-ext, --auto-san and
+    --new-subject. --san applies only when the old certificate has no
+    subjectAltName.
+    """
+    from dataclasses import replace
+
+    from easyrsa_py import signing
+
+    options = signing.SigningOptions.from_settings(context.settings)
+    options = replace(
+        options,
+        digest=plan.digest or options.digest,
+        auto_san=False,
+        copy_extensions=False,
+        new_subject=None,
+        critical=plan.critical,
+    )
+    if plan.subject_alt_name is not None:
+        options = replace(
+            options,
+            san=subject_alt_name_text(plan.subject_alt_name.value, plan.certificate_path),
+            san_critical=plan.subject_alt_name.critical,
+        )
+    return options
+
+
+def subject_alt_name_text(names: x509.SubjectAlternativeName, path: Path) -> str:
+    """Render a subjectAltName in OpenSSL config syntax, raising when it cannot round-trip."""
+    from cryptography import x509
+
+    from easyrsa_py.profiles import ProfileError, parse_general_names
+
+    prefixes: tuple[tuple[type[x509.GeneralName], str], ...] = (
+        (x509.DNSName, "DNS"),
+        (x509.IPAddress, "IP"),
+        (x509.RFC822Name, "email"),
+        (x509.UniformResourceIdentifier, "URI"),
+    )
+    items = []
+    for name in names:
+        prefix = next((text for kind, text in prefixes if isinstance(name, kind)), None)
+        if isinstance(name, x509.RegisteredID):
+            items.append(f"RID:{name.value.dotted_string}")
+        elif prefix is not None:
+            items.append(f"{prefix}:{name.value}")
+        else:
+            items.append(f"{type(name).__name__}")
+    text = ",".join(items)
+    try:
+        parsed = parse_general_names(text)
+    except ProfileError:
+        parsed = []
+    if parsed != list(names):
+        raise UsageError(
+            f"Cannot renew {path}: its subjectAltName ({text}) contains a name that renew cannot "
+            "copy (only DNS, IP, email, URI and RID names without commas). Sign a new request "
+            "with 'sign-req' and --san instead."
+        )
+    return text
+
+
+def _confirm_signing(
+    console: Console, request: x509.CertificateSigningRequest, profile: str, options: signing.SigningOptions
+) -> None:
+    # easy-rsa 3.2.7's renew runs sign-req, which prompts for its own confirmations.
+    from easyrsa_py import signing
+
+    if options.ns_support:
+        console.confirm(
+            "Confirm use of Netscape extensions: ",
+            "yes",
+            "The Netscape extensions nsCertType and nsComment are deprecated.",
+        )
+    message = signing.confirmation_message(request, profile, options, False, True)
+    console.confirm("Confirm requested details: ", "yes", message)
+
+
 def _allow_shared_subjects(layout: PKILayout) -> None:
     """Set unique_subject = no in index.txt.attr, keeping any other attribute."""
     path = layout.index_attr
@@ -347,12 +445,3 @@ def _allow_shared_subjects(layout: PKILayout) -> None:
         return
     attributes["unique_subject"] = "no"
     files.atomic_write(path, format_attr(attributes))
-
-
-def _sign_again(context: Context, plan: RenewalPlan) -> None:
-    """Sign reqs/NAME.req as the plan's profile, writing issued/NAME.crt and its index row."""
-    # TODO: call the signing module's sign_request once its interface is
-    # committed; until then renew fails here and moves the certificate back.
-    from easyrsa_py import signing  # type: ignore[attr-defined]
-
-    signing.sign_request(context, plan)
