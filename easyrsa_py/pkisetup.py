@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from easyrsa_py import keys
+from easyrsa_py import csr, keys, profiles
 from easyrsa_py.errors import (
     EasyRSAError,
     FileFormatError,
@@ -358,10 +358,15 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha3-512": hashes.SHA3_512,
 }
 
-# OpenSSL's [ org ] section in openssl-easyrsa.cnf limits these fields.
-_MAX_COMMON_NAME = 64
-_MAX_EMAIL = 64
-_PRINTABLE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
+# The [ easyrsa_ca ] section of easy-rsa 3.2.7's openssl-easyrsa.cnf. The
+# x509-types `ca` and COMMON profiles and EASYRSA_EXTRA_EXTS are inserted
+# after it, and their lines replace these lines of the same name.
+_CA_CONFIG_SECTION = """\
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always,issuer:always
+basicConstraints = CA:true
+keyUsage = cRLSign, keyCertSign
+"""
 
 
 def signature_hash(digest: str, key: CertificateIssuerPrivateKeyTypes) -> hashes.HashAlgorithm | None:
@@ -381,43 +386,9 @@ def hash_for_digest(digest: str) -> hashes.HashAlgorithm:
     return algorithm()
 
 
-def _name_attribute(oid: x509.ObjectIdentifier, value: str, label: str) -> x509.NameAttribute[str]:
-    if oid in (NameOID.COUNTRY_NAME, NameOID.SERIAL_NUMBER):
-        if not set(value) <= _PRINTABLE:
-            raise UsageError(f"Invalid {label} {value!r}: use letters, digits, spaces and ' ( ) + , - . / : = ? only.")
-        return x509.NameAttribute(oid, value, x509.name._ASN1Type.PrintableString)
-    return x509.NameAttribute(oid, value)
-
-
 def ca_subject(settings: Settings, common_name: str) -> x509.Name:
-    """Build the subject as easy-rsa's OpenSSL config does for EASYRSA_DN.
-
-    "cn_only" gives the common name alone. "org" adds the EASYRSA_REQ_*
-    fields in the config's order and leaves out the empty ones.
-    """
-    if not common_name:
-        raise UsageError("The common name is empty. Set one with --req-cn or EASYRSA_REQ_CN.")
-    if len(common_name) > _MAX_COMMON_NAME:
-        raise UsageError(f"The common name {common_name!r} is longer than {_MAX_COMMON_NAME} characters.")
-    if settings.dn_mode != "org":
-        return x509.Name([_name_attribute(NameOID.COMMON_NAME, common_name, "common name")])
-    if settings.req_country and len(settings.req_country) != 2:
-        raise UsageError(
-            f"Invalid country {settings.req_country!r} (EASYRSA_REQ_COUNTRY, --req-c): use a two-letter code."
-        )
-    if len(settings.req_email) > _MAX_EMAIL:
-        raise UsageError(f"The email address {settings.req_email!r} is longer than {_MAX_EMAIL} characters.")
-    fields = (
-        (NameOID.COUNTRY_NAME, settings.req_country, "country (EASYRSA_REQ_COUNTRY)"),
-        (NameOID.STATE_OR_PROVINCE_NAME, settings.req_province, "province"),
-        (NameOID.LOCALITY_NAME, settings.req_city, "city"),
-        (NameOID.ORGANIZATION_NAME, settings.req_org, "organization"),
-        (NameOID.ORGANIZATIONAL_UNIT_NAME, settings.req_ou, "organizational unit"),
-        (NameOID.COMMON_NAME, common_name, "common name"),
-        (NameOID.EMAIL_ADDRESS, settings.req_email, "email address"),
-        (NameOID.SERIAL_NUMBER, settings.req_serial, "serialNumber (EASYRSA_REQ_SERIAL)"),
-    )
-    return x509.Name([_name_attribute(oid, value, label) for oid, value, label in fields if value])
+    """Build the subject for EASYRSA_DN with `common_name`, as gen-req builds it in batch mode."""
+    return csr.build_subject(csr.subject_defaults(settings, common_name))
 
 
 def ca_extensions(
@@ -427,31 +398,33 @@ def ca_extensions(
     serial: int,
     critical: frozenset[str] = frozenset(),
 ) -> list[x509.Extension[x509.ExtensionType]]:
-    """Build the extensions of a self-signed CA certificate from the `ca` profile.
+    """Build the extensions of a self-signed CA certificate from the `ca` and COMMON profiles.
 
     `critical` names extensions ("basicConstraints", "keyUsage") to mark
-    critical beyond the profile, as --bc-crit and --ku-crit do.
+    critical in the `ca` profile, as --bc-crit and --ku-crit do.
     """
-    # NOTE: these are the extensions of easy-rsa 3.2.7's built-in `ca`
-    # profile plus an empty COMMON. A custom pki/x509-types/ca is not read yet.
+    folders = profiles.search_folders(settings.pki_dir, settings.easyrsa_dir, settings.raw)
+    profile = profiles.load_profile("ca", folders)
+    type_lines = list(profile.lines)
+    for name in sorted(critical):
+        type_lines = profiles.make_critical(type_lines, name)
+    extra_text = settings.raw.get("EASYRSA_EXTRA_EXTS")
+    extra = profiles.profile_lines(extra_text, "EASYRSA_EXTRA_EXTS") if extra_text else ()
+    lines = profiles.merge_lines(
+        profiles.profile_lines(_CA_CONFIG_SECTION, "openssl-easyrsa.cnf [ easyrsa_ca ]"),
+        type_lines,
+        profiles.load_profile("COMMON", folders).lines,
+        extra,
+    )
     public_key = key.public_key()
-    key_id = x509.SubjectKeyIdentifier.from_public_key(public_key)  # type: ignore[arg-type]
-    authority = x509.AuthorityKeyIdentifier(
-        key_identifier=key_id.digest,
-        authority_cert_issuer=[x509.DirectoryName(subject)],
-        authority_cert_serial_number=serial,
+    context = profiles.ExtensionContext(
+        subject_public_key=public_key,  # type: ignore[arg-type]
+        issuer_name=subject,
+        issuer_public_key=public_key,  # type: ignore[arg-type]
+        serial_number=serial,
+        environment=dict(settings.raw),
     )
-    key_usage = x509.KeyUsage(
-        digital_signature=False, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-        encipher_only=False, decipher_only=False,
-    )
-    return [
-        x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=True, path_length=None)),
-        x509.Extension(key_id.oid, False, key_id),
-        x509.Extension(authority.oid, False, authority),
-        x509.Extension(key_usage.oid, "keyUsage" in critical, key_usage),
-    ]
+    return profiles.build_extensions(lines, context, profile.sections)
 
 
 def _critical_from_settings(settings: Settings) -> frozenset[str]:
