@@ -236,12 +236,16 @@ def _confirm_missing(
     )
 
 
-def _missing_error(what: str, path: Path, option: str) -> CertificateNotFound:
-    return CertificateNotFound(
-        path,
+def _missing_error(
+    what: str, path: Path, option: str
+) -> CertificateNotFound | PrivateKeyNotFound:
+    message = (
         f"Missing {what}: expected it at {path}. "
-        f"Add option '{option}' to export without it.",
+        f"Add option '{option}' to export without it."
     )
+    if option == "nokey":
+        return PrivateKeyNotFound(path, message)
+    return CertificateNotFound(path, message)
 
 
 def _load_certificates(path: Path) -> list[x509.Certificate]:
