@@ -19,7 +19,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
-
 from pkitools import pki_state, run_product, tree_modes
 
 COMMANDS = (
