@@ -79,6 +79,8 @@ def generate_dh_parameters(bits: int) -> bytes:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import dh
 
+    # NOTE: cryptography 48 deprecates finite-field DH and plans to remove it.
+    # gen-dh then needs another source of safe primes.
     parameters = dh.generate_parameters(generator=2, key_size=bits)
     return parameters.parameter_bytes(serialization.Encoding.PEM, serialization.ParameterFormat.PKCS3)
 
