@@ -53,14 +53,14 @@ logger = logging.getLogger(__name__)
 
 # The x509-types profile that re-creates each extendedKeyUsage, by the type
 # name that show-eku prints (the purpose list for types it does not know).
-# NOTE: easy-rsa 3.2.7 maps only the first four. It passes 'codeSigning'
-# to sign-req, which has no profile of that name, so its renew of a
-# code-signing or e-mail certificate fails. Here both renew.
+# NOTE: easy-rsa 3.2.7 maps only the first four. It passes the quoted
+# purpose list of an e-mail certificate to sign-req as the type, so its
+# renew of an e-mail certificate fails. Here it renews as 'email'.
 _PROFILES_BY_USAGE = {
     "client": "client",
     "server": "server",
     "serverClient": "serverClient",
-    "codeSigning": "code-signing",
+    "codeSigning": "codeSigning",
     "E-mail Protection": "email",
 }
 _SELF_SIGNED_MESSAGE = (
@@ -256,7 +256,7 @@ def _profile_of(certificate: x509.Certificate, path: Path) -> str:
     if profile is None:
         raise UsageError(
             f"Cannot renew {path}: its extendedKeyUsage '{usage.type_name}' matches no type that "
-            "renew can re-create (client, server, serverClient, code-signing, email). Sign a new "
+            "renew can re-create (client, server, serverClient, codeSigning, email). Sign a new "
             "request with 'sign-req TYPE NAME' instead."
         )
     return profile
