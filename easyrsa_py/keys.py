@@ -42,8 +42,9 @@ GeneratedKey = (
     | ed448.Ed448PrivateKey
 )
 
-# cryptography generates no RSA key under 1024 bits. OpenSSL 3.0 stops at
-# 16384 bits (OPENSSL_RSA_MAX_MODULUS_BITS).
+# cryptography generates no RSA key under 1024 bits. OpenSSL 3.0 generates
+# larger keys than 16384 bits, but its RSA public-key operations reject a
+# modulus over OPENSSL_RSA_MAX_MODULUS_BITS (16384), so easyrsa_py stops there.
 MIN_RSA_BITS = 1024
 MAX_RSA_BITS = 16384
 
@@ -171,7 +172,7 @@ def private_key_pem(key: PrivateKeyTypes, passphrase: bytes | None) -> bytes:
 def nopass_requested(settings: Settings, nopass: bool = False) -> bool:
     """Return whether the new key stays unencrypted.
 
-    `nopass` is the command's argument. --passout wins over both it and
+    `nopass` is the command's argument. --passout overrides both it and
     --nopass/EASYRSA_NO_PASS, as in easy-rsa 3.2.7.
     """
     if settings.passout:

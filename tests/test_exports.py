@@ -831,11 +831,14 @@ def test_export_p8_nopass(
     ref, py = run_both(reference, ref_pki, py_pki, "export-p8", "alice", "nopass")
     assert ref.returncode == 0, ref.stdout + ref.stderr
     assert py.returncode == 0, py.stderr
+
     # Deliberate difference: easy-rsa encrypts with the empty passphrase.
     ref_pem = (ref_pki / "private" / "alice.p8").read_bytes()
     py_pem = (py_pki / "private" / "alice.p8").read_bytes()
     assert ref_pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert py_pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+
+    # The same key is inside both files.
     opened = subprocess.run(
         [
             "openssl",
@@ -936,3 +939,48 @@ def test_export_p12_certificate_loaded_by_x509(pki_copy: Callable[[str], Path]) 
         (pki / "issued" / "alice.crt").read_bytes()
     )
     assert bundle.cert.certificate == expected
+
+
+def test_export_p12_no_inline(
+    reference_for: Callable[[str], Any], pki_copy: Callable[[str], Path]
+) -> None:
+    reference = reference_for("3.2.7")
+    ref_pki, py_pki = both_copies(pki_copy, "v3.2.7-rsa")
+    ref, py = run_both(
+        reference,
+        ref_pki,
+        py_pki,
+        f"--passout=pass:{P12_PASS}",
+        "export-p12",
+        "alice",
+        env={"EASYRSA_NO_INLINE": "1"},
+    )
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    assert py.returncode == 0, py.stderr
+    assert not (py_pki / "inline" / "private" / "alice.p12-inline").exists()
+    assert tree_modes(py_pki) == tree_modes(ref_pki)
+
+
+def test_export_p12_modes_under_umask_022(
+    reference_for: Callable[[str], Any], pki_copy: Callable[[str], Path]
+) -> None:
+    reference = reference_for("3.2.7")
+    ref_pki, py_pki = both_copies(pki_copy, "v3.2.7-rsa")
+    ref, py = run_both(
+        reference,
+        ref_pki,
+        py_pki,
+        "--umask=022",
+        f"--passout=pass:{P12_PASS}",
+        "export-p12",
+        "alice",
+    )
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    assert py.returncode == 0, py.stderr
+    assert mode_of(py_pki / "private" / "alice.p12") == 0o600
+    assert mode_of(ref_pki / "private" / "alice.p12") == 0o600
+    # Deliberate difference: the inline copy contains the key, so it stays
+    # 0600 where easy-rsa's shell redirection gives it the umask's 0644.
+    inline = Path("inline") / "private" / "alice.p12-inline"
+    assert mode_of(ref_pki / inline) == 0o644
+    assert mode_of(py_pki / inline) == 0o600

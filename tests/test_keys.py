@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -305,3 +307,72 @@ def test_write_keeps_existing_mode(tmp_path: Path) -> None:
     keys.write_private_key(path, b"new")
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert path.read_bytes() == b"new"
+
+
+def test_load_passin_from_fd(tmp_path: Path) -> None:
+    path = tmp_path / "a.key"
+    key = write_key(path, b"right-pass")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"right-pass\n")
+        loaded = keys.load_private_key(path, f"fd:{read_end}")
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert raw_public(loaded) == raw_public(key)
+
+
+def test_load_wrong_passphrase_from_fd(tmp_path: Path) -> None:
+    path = tmp_path / "a.key"
+    write_key(path, b"right-pass")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"wrong\n")
+        with pytest.raises(PassphraseError, match=f"private key {path}"):
+            keys.load_private_key(path, f"fd:{read_end}")
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_load_prompted_wrong_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.key"
+    write_key(path, b"right-pass")
+    monkeypatch.setattr(keys, "prompt_passphrase", lambda key_path: b"wrong")
+    with pytest.raises(PassphraseError, match="Check the passphrase typed"):
+        keys.load_private_key(path, None)
+
+
+# --- against the real easy-rsa 3.2.7 ----------------------------------------
+
+
+def test_pem_matches_reference_build_ca(
+    reference_for: Callable[[str], Any], tmp_path: Path
+) -> None:
+    """Compare our encrypted PEM with the CA key easy-rsa 3.2.7 writes."""
+    reference = reference_for("3.2.7")
+    pki = tmp_path / "pki"
+    reference.run(pki, "init-pki")
+    reference.run(
+        pki, "--algo=ed", "--passout=pass:abcd", "--passin=pass:abcd", "build-ca"
+    )
+    theirs = (pki / "private" / "ca.key").read_bytes()
+    ours = keys.private_key_pem(ed25519.Ed25519PrivateKey.generate(), b"abcd")
+    assert theirs.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
+    assert asn1_objects(ours) == asn1_objects(theirs)
+
+
+def test_load_reference_gen_req_key(
+    reference_for: Callable[[str], Any], tmp_path: Path
+) -> None:
+    """Load the 3DES key that 3.2.7's gen-req writes under OpenSSL 3.0."""
+    reference = reference_for("3.2.7")
+    pki = tmp_path / "pki"
+    reference.run(pki, "init-pki")
+    reference.run(pki, "--algo=ec", "--passout=pass:abcd", "gen-req", "alice")
+    path = pki / "private" / "alice.key"
+    loaded = keys.load_private_key(path, "pass:abcd")
+    assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+    assert loaded.curve.name == "secp384r1"
