@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from easyrsa_py.errors import EasyRSAError, FileFormatError, PassphraseError, UsageError
 from easyrsa_py.files import atomic_write
 from easyrsa_py.passphrase import (
+    _has_terminal,
     prompt_passphrase,
     read_line_unbuffered,
     read_passphrase,
@@ -257,14 +258,6 @@ def _check_length(passphrase: bytes, what: str, min_length: int) -> None:
             f"expected {min_length} to {MAX_PASSPHRASE}. "
             "Run the command again, or use --passout."
         )
-
-
-def _has_terminal() -> bool:
-    try:
-        with open("/dev/tty", "rb"):
-            return True
-    except OSError:
-        return False
 
 
 def _ask(prompt: str, what: str) -> bytes:
