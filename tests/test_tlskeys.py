@@ -53,7 +53,7 @@ def added_files(before: dict[str, object], after: dict[str, object]) -> set[str]
 
 
 def load_dh(path: Path) -> dh.DHParameterNumbers:
-    # cryptography 48 deprecates finite-field DH, and says so on every use.
+    # cryptography 48 deprecates finite-field DH and warns on every use.
     warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
     parameters = serialization.load_pem_parameters(path.read_bytes())
     assert isinstance(parameters, dh.DHParameters)
