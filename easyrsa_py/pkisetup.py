@@ -32,8 +32,10 @@ from easyrsa_py.errors import (
 )
 from easyrsa_py.files import atomic_write, atomic_write_all, make_dirs
 from easyrsa_py.lock import LOCK_FILE_NAME, PKILock
+from easyrsa_py.names import attribute_short_name, attribute_value_bytes
 from easyrsa_py.passphrase import read_line_unbuffered, read_passphrase
 from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
+from easyrsa_py.x509_text import render_certificate
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import (
@@ -56,14 +58,40 @@ class PKIConflict(EasyRSAError):
 # Entries easy-rsa 3.0 to 3.2.7 and easyrsa_py put at the top of a PKI folder.
 # init-pki deletes a folder only when every entry is one of these, so a
 # mistyped --pki that names a home or project folder is never deleted.
-_PKI_ENTRIES = frozenset({
-    "private", "reqs", "issued", "certs_by_serial", "revoked", "renewed", "expired",
-    "inline", "x509-types", "ecparams", "ca.crt", "crl.pem", "crl.der", "dh.pem",
-    "index.txt", "index.txt.old", "index.txt.attr", "index.txt.attr.old",
-    "serial", "serial.old", "vars", "vars.example", "openssl-easyrsa.cnf",
-    "safessl-easyrsa.cnf", "lock.file", "peer-fp.mode", "expired-ca.list",
-    "easyrsa-keepsafe-tls.key", ".rand", "extensions.temp",
-})
+_PKI_ENTRIES = frozenset(
+    {
+        "private",
+        "reqs",
+        "issued",
+        "certs_by_serial",
+        "revoked",
+        "renewed",
+        "expired",
+        "inline",
+        "x509-types",
+        "ecparams",
+        "ca.crt",
+        "crl.pem",
+        "crl.der",
+        "dh.pem",
+        "index.txt",
+        "index.txt.old",
+        "index.txt.attr",
+        "index.txt.attr.old",
+        "serial",
+        "serial.old",
+        "vars",
+        "vars.example",
+        "openssl-easyrsa.cnf",
+        "safessl-easyrsa.cnf",
+        "lock.file",
+        "peer-fp.mode",
+        "expired-ca.list",
+        "easyrsa-keepsafe-tls.key",
+        ".rand",
+        "extensions.temp",
+    }
+)
 # Temporary names easy-rsa's sessions and easyrsa_py's atomic writes use.
 _TEMPORARY_PREFIXES = ("easy-rsa-", "temp.")
 _TEMPORARY_SUFFIXES = (".tmp",)
@@ -71,9 +99,21 @@ _TEMPORARY_SUFFIXES = (".tmp",)
 # What easy-rsa 3.2.2's 'init-pki soft' removes: everything but reqs/, vars
 # and unknown files, so the requests can be signed again by a new CA.
 _SOFT_RESET_ENTRIES = (
-    "ca.crt", "crl.pem", "issued", "private", "inline", "revoked", "renewed", "expired",
-    "serial", "serial.old", "index.txt", "index.txt.old", "index.txt.attr",
-    "index.txt.attr.old", "certs_by_serial",
+    "ca.crt",
+    "crl.pem",
+    "issued",
+    "private",
+    "inline",
+    "revoked",
+    "renewed",
+    "expired",
+    "serial",
+    "serial.old",
+    "index.txt",
+    "index.txt.old",
+    "index.txt.attr",
+    "index.txt.attr.old",
+    "certs_by_serial",
 )
 _TLS_KEY = Path("private") / "easyrsa-tls.key"
 _KEPT_TLS_KEY = "easyrsa-keepsafe-tls.key"
@@ -136,16 +176,25 @@ def check_pki_path(root: Path) -> None:
             "or remove the link, then run init-pki again."
         )
     resolved = root.resolve()
-    protected = {Path("/"), Path.home().resolve(), *Path.cwd().resolve().parents, Path.cwd().resolve()}
+    protected = {
+        Path("/"),
+        Path.home().resolve(),
+        *Path.cwd().resolve().parents,
+        Path.cwd().resolve(),
+    }
     if resolved in protected:
         raise PKIConflict(
             f"Invalid PKI {root}: init-pki never deletes the root folder, the home folder or the "
             "working folder and its parents. Choose a dedicated folder with --pki."
         )
     if root.exists() and not root.is_dir():
-        raise PKIConflict(f"The PKI path {root} exists and is not a folder. Move it away first.")
+        raise PKIConflict(
+            f"The PKI path {root} exists and is not a folder. Move it away first."
+        )
     if root.is_dir():
-        unknown = sorted(entry.name for entry in root.iterdir() if not _is_pki_entry(entry.name))
+        unknown = sorted(
+            entry.name for entry in root.iterdir() if not _is_pki_entry(entry.name)
+        )
         if unknown:
             shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             raise PKIConflict(
@@ -226,7 +275,9 @@ def _clear_pki(root: Path, soft: bool) -> None:
     if tls_key is not None:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
         header = f"# Easy-RSA TLS Key: {stamp}\n# DO NOT DELETE\n\n".encode()
-        atomic_write(root / _KEPT_TLS_KEY, header + tls_key.rstrip(b"\n") + b"\n", mode=0o600)
+        atomic_write(
+            root / _KEPT_TLS_KEY, header + tls_key.rstrip(b"\n") + b"\n", mode=0o600
+        )
 
 
 def _read_tls_key(root: Path) -> bytes | None:
@@ -245,14 +296,18 @@ def _read_tls_key(root: Path) -> bytes | None:
 
 
 def _strip_comments(data: bytes) -> bytes:
-    lines = [line for line in data.splitlines() if line.strip() and not line.startswith(b"#")]
+    lines = [
+        line for line in data.splitlines() if line.strip() and not line.startswith(b"#")
+    ]
     return b"\n".join(lines)
 
 
 def _write_new_pki(root: Path, request: InitRequest) -> None:
     for folder in ("issued", "private", "reqs"):
         make_dirs(root / folder)
-    writes: list[tuple[Path, bytes, int | None]] = [(root / "vars.example", vars_text(None).encode(), None)]
+    writes: list[tuple[Path, bytes, int | None]] = [
+        (root / "vars.example", vars_text(None).encode(), None)
+    ]
     if request.algo != "rsa":
         writes.append((root / "vars", vars_text(request).encode(), None))
     atomic_write_all(writes)
@@ -369,7 +424,9 @@ keyUsage = cRLSign, keyCertSign
 """
 
 
-def signature_hash(digest: str, key: CertificateIssuerPrivateKeyTypes) -> hashes.HashAlgorithm | None:
+def signature_hash(
+    digest: str, key: CertificateIssuerPrivateKeyTypes
+) -> hashes.HashAlgorithm | None:
     """Return the hash for EASYRSA_DIGEST, or None for Ed25519 and Ed448 keys, which take none."""
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
         return None
@@ -403,15 +460,21 @@ def ca_extensions(
     `critical` names extensions ("basicConstraints", "keyUsage") to mark
     critical in the `ca` profile, as --bc-crit and --ku-crit do.
     """
-    folders = profiles.search_folders(settings.pki_dir, settings.easyrsa_dir, settings.raw)
+    folders = profiles.search_folders(
+        settings.pki_dir, settings.easyrsa_dir, settings.raw
+    )
     profile = profiles.load_profile("ca", folders)
     type_lines = list(profile.lines)
     for name in sorted(critical):
         type_lines = profiles.make_critical(type_lines, name)
     extra_text = settings.raw.get("EASYRSA_EXTRA_EXTS")
-    extra = profiles.profile_lines(extra_text, "EASYRSA_EXTRA_EXTS") if extra_text else ()
+    extra = (
+        profiles.profile_lines(extra_text, "EASYRSA_EXTRA_EXTS") if extra_text else ()
+    )
     lines = profiles.merge_lines(
-        profiles.profile_lines(_CA_CONFIG_SECTION, "openssl-easyrsa.cnf [ easyrsa_ca ]"),
+        profiles.profile_lines(
+            _CA_CONFIG_SECTION, "openssl-easyrsa.cnf [ easyrsa_ca ]"
+        ),
         type_lines,
         profiles.load_profile("COMMON", folders).lines,
         extra,
@@ -466,7 +529,65 @@ def _pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def certificate_text(certificate: x509.Certificate) -> str:
+    """Render the certificate as `openssl x509 -text` and `openssl req -x509 -text` print it.
+
+    Those print each name on one line, "CN = alice, O = Example", unlike
+    the multi-line names of show-cert. The result ends with a newline.
+    """
+    lines = render_certificate(certificate, full=True).split("\n")
+    for title, name in (
+        ("Issuer", certificate.issuer),
+        ("Subject", certificate.subject),
+    ):
+        heading = f"        {title}:"
+        start = lines.index(heading)
+        end = start + 1
+        while end < len(lines) and lines[end].startswith(
+            heading.replace(title + ":", "    ")
+        ):
+            end += 1
+        lines[start:end] = [f"{heading} {spaced_oneline(name)}"]
+    return "\n".join(lines) + "\n"
+
+
+# RFC 2253 special characters: OpenSSL quotes a value that contains one.
+_QUOTED_SPECIALS = frozenset(b",+;<>")
+
+
+def spaced_oneline(name: x509.Name) -> str:
+    """Render a name as OpenSSL 3.0's default -nameopt oneline does: "CN = a, O = b".
+
+    Values with RFC 2253 special characters are quoted, '"' and '\\' are
+    escaped with a backslash, and bytes outside printable ASCII become \\XX.
+    """
+    rdns = []
+    for rdn in name.rdns:
+        parts = [
+            f"{attribute_short_name(item.oid)} = {_oneline_value(attribute_value_bytes(item))}"
+            for item in rdn
+        ]
+        rdns.append(" + ".join(parts))
+    return ", ".join(rdns)
+
+
+def _oneline_value(data: bytes) -> str:
+    # NOTE: checked against OpenSSL 3.0 for UTF-8, quotes and special
+    # characters; leading '#' and leading or trailing spaces are not.
+    text = []
+    for byte in data:
+        if byte < 0x20 or byte >= 0x7F:
+            text.append(f"\\{byte:02X}")
+        elif byte in b'"\\':
+            text.append("\\" + chr(byte))
+        else:
+            text.append(chr(byte))
+    value = "".join(text)
+    return f'"{value}"' if _QUOTED_SPECIALS & set(data) else value
+
+
 # --- build-ca ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BuildCARequest:
@@ -477,7 +598,9 @@ class BuildCARequest:
     raw: bool
 
 
-def parse_build_ca_arguments(arguments: list[str], settings: Settings) -> BuildCARequest:
+def parse_build_ca_arguments(
+    arguments: list[str], settings: Settings
+) -> BuildCARequest:
     subca = nopass = False
     raw = bool(settings.raw.get("EASYRSA_RAW_CA"))
     for word in arguments:
@@ -492,8 +615,12 @@ def parse_build_ca_arguments(arguments: list[str], settings: Settings) -> BuildC
                 f"Unknown build-ca option {word!r}: expected 'nopass', 'subca' (or 'intca') or 'rawca'."
             )
     if raw and settings.batch:
-        raise UsageError("--raw-ca asks for the CA passphrase, so it cannot be used with --batch.")
-    return BuildCARequest(subca=subca, nopass=nopass or bool(settings.raw.get("EASYRSA_NO_PASS")), raw=raw)
+        raise UsageError(
+            "--raw-ca asks for the CA passphrase, so it cannot be used with --batch."
+        )
+    return BuildCARequest(
+        subca=subca, nopass=nopass or bool(settings.raw.get("EASYRSA_NO_PASS")), raw=raw
+    )
 
 
 def _check_no_ca(layout: PKILayout, subca: bool) -> None:
@@ -515,7 +642,9 @@ def _check_no_ca(layout: PKILayout, subca: bool) -> None:
             "'build-ca subca'. Place the signed sub-CA certificate at ca.crt, or run init-pki to start a new CA."
         )
     if subca and layout.request("ca").exists():
-        raise PKIConflict(f"Cannot create a sub-CA request: {layout.request('ca')} already exists.")
+        raise PKIConflict(
+            f"Cannot create a sub-CA request: {layout.request('ca')} already exists."
+        )
     if layout.index.is_file() and layout.index.stat().st_size > 0:
         raise PKIConflict(
             f"Cannot create a CA: {layout.index} already holds certificate records, which a new CA "
@@ -534,7 +663,9 @@ def build_ca(context: Context, arguments: list[str]) -> int:
     subject = ca_subject(settings, common_name)
     if settings.algo != "ed":
         hash_for_digest(settings.digest)
-    passphrase = None if request.nopass else _ca_passphrase(settings, console, request.raw)
+    passphrase = (
+        None if request.nopass else _ca_passphrase(settings, console, request.raw)
+    )
 
     key = keys.generate_private_key(settings)
     key_pem = keys.private_key_pem(key, passphrase)
@@ -544,9 +675,16 @@ def build_ca(context: Context, arguments: list[str]) -> int:
     else:
         output = layout.ca_cert
         serial = x509.random_serial_number()
-        extensions = ca_extensions(settings, key, subject, serial, _critical_from_settings(settings))
-        output_pem = _pem(self_signed_certificate(key, subject, settings.ca_expire, settings.digest,
-                                                  extensions, serial))
+        extensions = ca_extensions(
+            settings, key, subject, serial, _critical_from_settings(settings)
+        )
+        certificate = self_signed_certificate(
+            key, subject, settings.ca_expire, settings.digest, extensions, serial
+        )
+        output_pem = _pem(certificate)
+        if settings.raw.get("EASYRSA_TEXT_ON"):
+            # --text: easy-rsa 3.2.7 passes -text to `openssl req -x509`.
+            output_pem = certificate_text(certificate).encode() + output_pem
     _write_ca_files(layout, key_pem, output, output_pem)
     if request.subca:
         console.notice(
@@ -560,13 +698,17 @@ def build_ca(context: Context, arguments: list[str]) -> int:
     return 0
 
 
-def _ca_request(key: CertificateIssuerPrivateKeyTypes, subject: x509.Name, digest: str) -> bytes:
+def _ca_request(
+    key: CertificateIssuerPrivateKeyTypes, subject: x509.Name, digest: str
+) -> bytes:
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     request = builder.sign(key, signature_hash(digest, key))  # type: ignore[arg-type]
     return request.public_bytes(serialization.Encoding.PEM)
 
 
-def _write_ca_files(layout: PKILayout, key_pem: bytes, output: Path, output_pem: bytes) -> None:
+def _write_ca_files(
+    layout: PKILayout, key_pem: bytes, output: Path, output_pem: bytes
+) -> None:
     """Write the CA folders and files, the key before the certificate or request.
 
     Every file is written out before any is renamed into place, so a
@@ -574,14 +716,21 @@ def _write_ca_files(layout: PKILayout, key_pem: bytes, output: Path, output_pem:
     serial before it makes the key, and leaves them behind when that fails.
     """
     root = layout.root
-    for folder in ("issued", "certs_by_serial", "revoked/certs_by_serial", "revoked/private_by_serial"):
+    for folder in (
+        "issued",
+        "certs_by_serial",
+        "revoked/certs_by_serial",
+        "revoked/private_by_serial",
+    ):
         make_dirs(root / folder)
-    atomic_write_all([
-        (layout.index, b"", None),
-        (layout.serial, b"01\n", None),
-        (layout.ca_key, key_pem, 0o600),
-        (output, output_pem, None),
-    ])
+    atomic_write_all(
+        [
+            (layout.index, b"", None),
+            (layout.serial, b"01\n", None),
+            (layout.ca_key, key_pem, 0o600),
+            (output, output_pem, None),
+        ]
+    )
 
 
 # The prompts and messages of easy-rsa 3.2.7's build-ca, which expect scripts answer.
@@ -598,12 +747,16 @@ def _ca_passphrase(settings: Settings, console: Console, raw: bool) -> bytes:
     if settings.passout and not raw:
         passphrase = read_passphrase(settings.passout)
         if not passphrase:
-            raise PassphraseError("The passphrase from --passout is empty. Give one, or use 'nopass'.")
+            raise PassphraseError(
+                "The passphrase from --passout is empty. Give one, or use 'nopass'."
+            )
         return passphrase
     first = _ask_ca_passphrase(_PROMPT_NEW_CA)
     second = _ask_ca_passphrase(_PROMPT_CONFIRM_CA)
     if first != second:
-        raise PassphraseError("Passphrase mismatch! The two CA passphrases typed differ. Run build-ca again.")
+        raise PassphraseError(
+            "Passphrase mismatch! The two CA passphrases typed differ. Run build-ca again."
+        )
     return first
 
 
@@ -617,11 +770,15 @@ def _ask_ca_passphrase(prompt: str) -> bytes:
         answer = _read_hidden(prompt)
         if len(answer) >= keys.MIN_PASSPHRASE:
             return answer
-        sys.stderr.write(f"\nPassphrase must be at least {keys.MIN_PASSPHRASE} characters!\n")
+        sys.stderr.write(
+            f"\nPassphrase must be at least {keys.MIN_PASSPHRASE} characters!\n"
+        )
 
 
 def _read_hidden(prompt: str) -> bytes:
-    missing = PassphraseError("No CA passphrase was given. Use --passout, or 'nopass' for a key without one.")
+    missing = PassphraseError(
+        "No CA passphrase was given. Use --passout, or 'nopass' for a key without one."
+    )
     try:
         with open("/dev/tty", "rb"):
             has_terminal = True
@@ -657,17 +814,28 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
     """
     settings, layout, console = context.settings, context.layout, context.console
     if arguments:
-        raise UsageError(f"Unexpected argument {arguments[0]!r}: renew-ca takes no arguments.")
+        raise UsageError(
+            f"Unexpected argument {arguments[0]!r}: renew-ca takes no arguments."
+        )
     if settings.req_cn != "ChangeMe":
-        console.warn("renew-ca does not support setting an external commonName: the old CA's is kept.")
+        console.warn(
+            "renew-ca does not support setting an external commonName: the old CA's is kept."
+        )
     old_file = load_ca_certificate(layout)
     old = _parse_x509(layout.ca_cert, old_file.der)
     names = old.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     common_name = str(names[0].value) if names else ""
-    digest = old.signature_hash_algorithm.name if old.signature_hash_algorithm else settings.digest
+    digest = (
+        old.signature_hash_algorithm.name
+        if old.signature_hash_algorithm
+        else settings.digest
+    )
     critical = frozenset(
         name
-        for name, extension_class in (("basicConstraints", x509.BasicConstraints), ("keyUsage", x509.KeyUsage))
+        for name, extension_class in (
+            ("basicConstraints", x509.BasicConstraints),
+            ("keyUsage", x509.KeyUsage),
+        )
         if _is_critical(old, extension_class)
     )
     subject = ca_subject(settings, common_name)
@@ -675,7 +843,9 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
 
     serial = x509.random_serial_number()
     extensions = ca_extensions(settings, key, subject, serial, critical)
-    new = self_signed_certificate(key, subject, settings.ca_expire, digest, extensions, serial)
+    new = self_signed_certificate(
+        key, subject, settings.ca_expire, digest, extensions, serial
+    )
     console.confirm(
         "Install the new CA certificate ? ",
         "yes",
@@ -686,10 +856,12 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
         "Please check the details above are correct, before continuing.",
     )
     archive = layout.root / _EXPIRED_CA_LIST
-    atomic_write_all([
-        (archive, _expired_ca_list(archive, old), None),
-        (layout.ca_cert, _pem(new), None),
-    ])
+    atomic_write_all(
+        [
+            (archive, _expired_ca_list(archive, old), None),
+            (layout.ca_cert, _pem(new), None),
+        ]
+    )
     console.notice(
         "CA certificate has been successfully renewed.\n\n"
         f"Your old CA certificate has been added to the expired CA list at:\n* {archive}\n\n"
@@ -702,10 +874,14 @@ def _parse_x509(path: Path, der: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError as error:
-        raise FileFormatError(path, None, f"not a valid certificate ({error}).") from None
+        raise FileFormatError(
+            path, None, f"not a valid certificate ({error})."
+        ) from None
 
 
-def _is_critical(certificate: x509.Certificate, extension_class: type[x509.ExtensionType]) -> bool:
+def _is_critical(
+    certificate: x509.Certificate, extension_class: type[x509.ExtensionType]
+) -> bool:
     try:
         return certificate.extensions.get_extension_for_class(extension_class).critical
     except x509.ExtensionNotFound:
@@ -713,7 +889,7 @@ def _is_critical(certificate: x509.Certificate, extension_class: type[x509.Exten
 
 
 def describe_certificate(certificate: x509.Certificate) -> str:
-    """Summarize a certificate for a confirmation or an archive, in place of OpenSSL's -text dump."""
+    """Summarize a certificate for a confirmation prompt: names, serial, dates, fingerprint."""
     lines = [
         f"Subject: {certificate.subject.rfc4514_string()}",
         f"Issuer: {certificate.issuer.rfc4514_string()}",
@@ -728,17 +904,19 @@ def describe_certificate(certificate: x509.Certificate) -> str:
 def _expired_ca_list(archive: Path, old: x509.Certificate) -> bytes:
     """Return the archive with `old` first, below the header, and the earlier entries after it.
 
-    easy-rsa 3.2.7 writes `openssl x509 -text` output for each certificate.
-    easyrsa_py writes a short summary before the PEM instead.
+    Each entry is the certificate as `openssl x509 -text` prints it, which
+    is what easy-rsa 3.2.7 writes.
     """
     header = _EXPIRED_CA_HEADER + b"\n" + _EXPIRED_CA_RULE + b"\n\n"
-    entry = describe_certificate(old).encode() + b"\n" + _pem(old)
+    entry = certificate_text(old).encode() + _pem(old)
     try:
         previous = archive.read_bytes()
     except FileNotFoundError:
         return header + entry
     # Like 3.2.7, drop the earlier header line and keep its rule line.
-    rest = b"\n".join(b"" if line == _EXPIRED_CA_HEADER else line for line in previous.split(b"\n"))
+    rest = b"\n".join(
+        b"" if line == _EXPIRED_CA_HEADER else line for line in previous.split(b"\n")
+    )
     return header + entry + rest
 
 
@@ -758,7 +936,9 @@ def import_ca(context: Context, arguments: list[str]) -> int:
         raise UsageError("Usage: import-ca FILE, where FILE is a PEM CA certificate.")
     source = Path(arguments[0])
     if not source.is_file():
-        raise UsageError(f"Missing file: {source} does not exist or is not a regular file.")
+        raise UsageError(
+            f"Missing file: {source} does not exist or is not a regular file."
+        )
     try:
         certificate = x509.load_pem_x509_certificate(source.read_bytes())
     except ValueError:
@@ -766,7 +946,10 @@ def import_ca(context: Context, arguments: list[str]) -> int:
     target = context.layout.root / _EXTERNAL_CA_LIST
     make_dirs(target.parent)
     previous = target.read_bytes() if target.is_file() else _EXTERNAL_CA_HEADER
-    entry = describe_certificate(certificate).encode() + b"\n" + _pem(certificate)
+    # easy-rsa 3.2.7 writes the text of `openssl x509 -text -nameopt multiline`.
+    entry = (
+        render_certificate(certificate, full=True).encode() + b"\n" + _pem(certificate)
+    )
     atomic_write(target, previous + entry)
     context.console.notice(f"External CA successfully imported into: {target}")
     return 0
@@ -774,7 +957,10 @@ def import_ca(context: Context, arguments: list[str]) -> int:
 
 # --- self-sign-server and self-sign-client ------------------------------------
 
-_SELF_SIGN_USAGE = {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
+_SELF_SIGN_USAGE = {
+    "server": ExtendedKeyUsageOID.SERVER_AUTH,
+    "client": ExtendedKeyUsageOID.CLIENT_AUTH,
+}
 _PEER_FINGERPRINT_MARK = b"# Easy-RSA peer-fp-mode - Please DO NOT DELETE this file\n"
 
 
@@ -792,24 +978,36 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
     name, nopass = _parse_self_sign_arguments(context.command_name, arguments, settings)
     check_file_name_base(name)
     if layout.ca_cert.exists() or layout.ca_key.exists():
-        raise PKIConflict(f"Cannot create a self-signed certificate in a PKI with a CA ({layout.root}).")
+        raise PKIConflict(
+            f"Cannot create a self-signed certificate in a PKI with a CA ({layout.root})."
+        )
     for path in (layout.private_key(name), layout.issued_cert(name)):
         if path.exists():
             raise PKIConflict(f"Cannot self-sign '{name}': {path} already exists.")
 
     key_settings = _self_sign_key_settings(settings)
-    passphrase = keys.new_key_passphrase(settings, console, f"the key of {name}", nopass)
+    passphrase = keys.new_key_passphrase(
+        settings, console, f"the key of {name}", nopass
+    )
     key = keys.generate_private_key(key_settings)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     serial = x509.random_serial_number()
     extensions = _self_sign_extensions(key, subject, serial, _SELF_SIGN_USAGE[kind])
     # easy-rsa 3.2.7 always signs these with SHA-256, whatever --digest says.
-    certificate = self_signed_certificate(key, subject, settings.cert_expire, "sha256", extensions, serial)
-    atomic_write_all([
-        (layout.private_key(name), keys.private_key_pem(key, passphrase), 0o600),
-        (layout.issued_cert(name), _pem(certificate), None),
-        (layout.root / "peer-fp.mode", _PEER_FINGERPRINT_MARK, None),
-    ])
+    certificate = self_signed_certificate(
+        key, subject, settings.cert_expire, "sha256", extensions, serial
+    )
+    atomic_write_all(
+        [
+            (layout.private_key(name), keys.private_key_pem(key, passphrase), 0o600),
+            (
+                layout.issued_cert(name),
+                certificate_text(certificate).encode() + _pem(certificate),
+                None,
+            ),
+            (layout.root / "peer-fp.mode", _PEER_FINGERPRINT_MARK, None),
+        ]
+    )
     write_inline(layout, settings, console, name)
     curve = key_settings.curve
     console.notice(
@@ -819,18 +1017,29 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
     return 0
 
 
-def _parse_self_sign_arguments(command: str, arguments: list[str], settings: Settings) -> tuple[str, bool]:
+def _parse_self_sign_arguments(
+    command: str, arguments: list[str], settings: Settings
+) -> tuple[str, bool]:
     if not arguments or not arguments[0]:
         raise UsageError(f"Missing name: usage is '{command} NAME [nopass]'.")
     name, options = arguments[0], arguments[1:]
     if settings.req_cn != "ChangeMe":
-        raise UsageError(f"Option conflict --req-cn: '{command}' uses NAME as the common name.")
+        raise UsageError(
+            f"Option conflict --req-cn: '{command}' uses NAME as the common name."
+        )
     if name == "nopass":
-        raise UsageError("Invalid name 'nopass': give the name first, as in 'self-sign-server NAME nopass'.")
-    for variable, option in (("EASYRSA_START_DATE", "--startdate"), ("EASYRSA_END_DATE", "--enddate")):
+        raise UsageError(
+            "Invalid name 'nopass': give the name first, as in 'self-sign-server NAME nopass'."
+        )
+    for variable, option in (
+        ("EASYRSA_START_DATE", "--startdate"),
+        ("EASYRSA_END_DATE", "--enddate"),
+    ):
         if settings.raw.get(variable):
             # NOTE: easy-rsa 3.2.7 passes these to OpenSSL; easyrsa_py does not parse them yet.
-            raise UsageError(f"{option} is not supported by easyrsa_py's {command} yet: use --days.")
+            raise UsageError(
+                f"{option} is not supported by easyrsa_py's {command} yet: use --days."
+            )
     for option in options:
         if option != "nopass":
             raise UsageError(f"Unknown {command} option {option!r}: expected 'nopass'.")
@@ -844,7 +1053,10 @@ def _self_sign_key_settings(settings: Settings) -> Settings:
 
 
 def _self_sign_extensions(
-    key: CertificateIssuerPrivateKeyTypes, subject: x509.Name, serial: int, usage: x509.ObjectIdentifier
+    key: CertificateIssuerPrivateKeyTypes,
+    subject: x509.Name,
+    serial: int,
+    usage: x509.ObjectIdentifier,
 ) -> list[x509.Extension[x509.ExtensionType]]:
     """Build easy-rsa 3.2.7's built-in `selfsign` extensions with the server or client usage."""
     key_id = x509.SubjectKeyIdentifier.from_public_key(key.public_key())  # type: ignore[arg-type]
@@ -854,12 +1066,21 @@ def _self_sign_extensions(
         authority_cert_serial_number=serial,
     )
     key_usage = x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=True,
-        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-        encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=True,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
     values: list[x509.ExtensionType] = [
-        key_id, authority, x509.BasicConstraints(ca=True, path_length=None), key_usage,
+        key_id,
+        authority,
+        x509.BasicConstraints(ca=True, path_length=None),
+        key_usage,
         x509.ExtendedKeyUsage([usage]),
     ]
     return [x509.Extension(value.oid, False, value) for value in values]

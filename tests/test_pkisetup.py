@@ -9,6 +9,8 @@ are never compared.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +20,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
 from pkitools import pki_state, run_product, tree_modes
 
 ENABLE = {
@@ -30,17 +31,23 @@ PASSPHRASE = "ca-secret-pass"
 OPENSSL_CONFIGS = ("openssl-easyrsa.cnf", "safessl-easyrsa.cnf")
 
 
-def product(pki: Path, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def product(
+    pki: Path, *args: str, env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     return run_product(pki, *args, env={**ENABLE, **(env or {})}, **kwargs)
 
 
-def product_ok(pki: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def product_ok(
+    pki: Path, *args: str, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     result = product(pki, *args, **kwargs)
     assert result.returncode == 0, result.stderr
     return result
 
 
-def reference_ok(reference: Any, pki: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def reference_ok(
+    reference: Any, pki: Path, *args: str, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     result: subprocess.CompletedProcess[str] = reference.run(pki, *args, **kwargs)
     return result
 
@@ -55,9 +62,14 @@ def extension_shape(certificate: x509.Certificate) -> list[tuple[str, bool, str]
     for extension in certificate.extensions:
         value = extension.value
         if isinstance(value, x509.SubjectKeyIdentifier):
-            text = "key id" if value.digest == x509.SubjectKeyIdentifier.from_public_key(
-                certificate.public_key()  # type: ignore[arg-type]
-            ).digest else "other key id"
+            text = (
+                "key id"
+                if value.digest
+                == x509.SubjectKeyIdentifier.from_public_key(
+                    certificate.public_key()  # type: ignore[arg-type]
+                ).digest
+                else "other key id"
+            )
         elif isinstance(value, x509.AuthorityKeyIdentifier):
             text = (
                 f"key id {value.key_identifier is not None}, issuer {value.authority_cert_issuer}, "
@@ -67,6 +79,15 @@ def extension_shape(certificate: x509.Certificate) -> list[tuple[str, bool, str]
             text = repr(value)
         shape.append((extension.oid.dotted_string, extension.critical, text))
     return shape
+
+
+def stable_lines(text: str) -> list[str]:
+    """Return the lines of a certificate's text that hold no hex bytes and no dates."""
+    return [
+        line
+        for line in text.splitlines()
+        if not re.search("[0-9A-Fa-f]{2}:", line) and "Not " not in line
+    ]
 
 
 def certificate_shape(path: Path) -> dict[str, Any]:
@@ -93,7 +114,9 @@ def key_shape(key: Any) -> tuple[str, int | str]:
     return (type(key).__name__, "")
 
 
-def private_key_shape(path: Path, passphrase: bytes | None) -> tuple[str, tuple[str, int | str]]:
+def private_key_shape(
+    path: Path, passphrase: bytes | None
+) -> tuple[str, tuple[str, int | str]]:
     data = path.read_bytes()
     header = data.splitlines()[0].decode()
     key = serialization.load_pem_private_key(data, password=passphrase)
@@ -122,18 +145,29 @@ def test_init_pki_tree_matches(reference: Any, tmp_path: Path) -> None:
     assert tree_modes(ours) == real_tree
 
 
-def test_init_pki_ec_vars_read_by_real_script(reference_for: Any, tmp_path: Path) -> None:
+def test_init_pki_ec_vars_read_by_real_script(
+    reference_for: Any, tmp_path: Path
+) -> None:
     real_327 = reference_for("3.2.7")
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki", "ec", "prime256v1")
-    lines = [line for line in (pki / "vars").read_text().splitlines() if line.startswith("set_var")]
+    lines = [
+        line
+        for line in (pki / "vars").read_text().splitlines()
+        if line.startswith("set_var")
+    ]
     assert lines[0].startswith("set_var EASYRSA_ALGO ec")
     assert lines[1].startswith("set_var EASYRSA_CURVE prime256v1")
     reference_ok(real_327, pki, "build-ca", "nopass", check=True)
-    assert key_shape(load_certificate(pki / "ca.crt").public_key()) == ("ec", "secp256r1")
+    assert key_shape(load_certificate(pki / "ca.crt").public_key()) == (
+        "ec",
+        "secp256r1",
+    )
 
 
-def test_init_pki_vars_example_ignored_by_real_script(reference_for: Any, tmp_path: Path) -> None:
+def test_init_pki_vars_example_ignored_by_real_script(
+    reference_for: Any, tmp_path: Path
+) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
     (pki / "vars").write_bytes((pki / "vars.example").read_bytes())
@@ -150,7 +184,12 @@ def test_init_pki_confirmation_yes_replaces(tmp_path: Path) -> None:
     assert "Confirm removal: " in result.stderr
     assert "Type the word 'yes' to continue" in result.stderr
     assert not (pki / "ca.crt").exists()
-    assert sorted(p.name for p in pki.iterdir()) == ["issued", "private", "reqs", "vars.example"]
+    assert sorted(p.name for p in pki.iterdir()) == [
+        "issued",
+        "private",
+        "reqs",
+        "vars.example",
+    ]
 
 
 def test_init_pki_confirmation_no_keeps(tmp_path: Path) -> None:
@@ -182,7 +221,9 @@ def test_init_pki_soft_keeps_requests(tmp_path: Path) -> None:
 def test_init_pki_rejects_unknown_entries(tmp_path: Path, entry: str) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
-    (pki / entry).mkdir() if "." not in entry.strip(".") else (pki / entry).write_text("keep me\n")
+    (pki / entry).mkdir() if "." not in entry.strip(".") else (pki / entry).write_text(
+        "keep me\n"
+    )
     before = pki_state(pki)
     result = product(pki, "init-pki")
     assert result.returncode == 1
@@ -232,7 +273,15 @@ def test_init_pki_held_lock_keeps_pki(tmp_path: Path) -> None:
 
 def test_build_ca_nopass_matches(reference: Any, tmp_path: Path) -> None:
     real, ours = init_both(reference, tmp_path)
-    reference_ok(reference, real, "--req-cn=Test CA", "--days=1000", "build-ca", "nopass", check=True)
+    reference_ok(
+        reference,
+        real,
+        "--req-cn=Test CA",
+        "--days=1000",
+        "build-ca",
+        "nopass",
+        check=True,
+    )
     product_ok(ours, "--req-cn=Test CA", "--days=1000", "build-ca", "nopass")
     expected = certificate_shape(real / "ca.crt")
     if reference.version != "3.2.7":
@@ -241,7 +290,9 @@ def test_build_ca_nopass_matches(reference: Any, tmp_path: Path) -> None:
         assert (oid, critical) == ("2.5.29.19", False)
         expected["extensions"][0] = (oid, True, value)
     assert certificate_shape(ours / "ca.crt") == expected
-    assert private_key_shape(ours / "private" / "ca.key", None) == private_key_shape(real / "private" / "ca.key", None)
+    assert private_key_shape(ours / "private" / "ca.key", None) == private_key_shape(
+        real / "private" / "ca.key", None
+    )
     assert (ours / "index.txt").read_bytes() == b""
     assert (ours / "serial").read_bytes() == (real / "serial").read_bytes()
     real_tree = tree_modes(real, exclude=OPENSSL_CONFIGS)
@@ -261,7 +312,9 @@ def test_build_ca_custom_profile_matches(reference_for: Any, tmp_path: Path) -> 
         (pki / "x509-types" / "ca").write_text(
             "basicConstraints = critical, CA:TRUE, pathlen:1\nsubjectKeyIdentifier = hash\n"
         )
-        (pki / "x509-types" / "COMMON").write_text("crlDistributionPoints = URI:http://example.net/ca.crl\n")
+        (pki / "x509-types" / "COMMON").write_text(
+            "crlDistributionPoints = URI:http://example.net/ca.crl\n"
+        )
     reference_ok(real_327, real, "--ku-crit", "build-ca", "nopass", check=True)
     product_ok(ours, "--ku-crit", "build-ca", "nopass")
     assert certificate_shape(ours / "ca.crt") == certificate_shape(real / "ca.crt")
@@ -284,7 +337,9 @@ def test_build_ca_default_common_name(reference_for: Any, tmp_path: Path) -> Non
         ("--keysize=3072", "--digest=sha512"),
     ],
 )
-def test_build_ca_algorithms_match(reference_for: Any, tmp_path: Path, options: tuple[str, ...]) -> None:
+def test_build_ca_algorithms_match(
+    reference_for: Any, tmp_path: Path, options: tuple[str, ...]
+) -> None:
     real_327 = reference_for("3.2.7")
     real, ours = init_both(real_327, tmp_path)
     reference_ok(real_327, real, *options, "build-ca", "nopass", check=True)
@@ -294,15 +349,22 @@ def test_build_ca_algorithms_match(reference_for: Any, tmp_path: Path, options: 
 
 def test_build_ca_org_subject_matches(reference: Any, tmp_path: Path) -> None:
     options = (
-        "--dn-mode=org", "--req-cn=Org CA", "--req-c=DE", "--req-st=", "--req-city=Berlin",
-        "--req-org=Example GmbH", "--req-ou=IT", "--req-email=ca@example.org",
+        "--dn-mode=org",
+        "--req-cn=Org CA",
+        "--req-c=DE",
+        "--req-st=",
+        "--req-city=Berlin",
+        "--req-org=Example GmbH",
+        "--req-ou=IT",
+        "--req-email=ca@example.org",
     )
     real, ours = init_both(reference, tmp_path)
     reference_ok(reference, real, *options, "build-ca", "nopass", check=True)
     product_ok(ours, *options, "build-ca", "nopass")
-    assert load_certificate(ours / "ca.crt").subject.public_bytes() == load_certificate(
-        real / "ca.crt"
-    ).subject.public_bytes()
+    assert (
+        load_certificate(ours / "ca.crt").subject.public_bytes()
+        == load_certificate(real / "ca.crt").subject.public_bytes()
+    )
 
 
 def test_build_ca_passout_encrypts_key(reference_for: Any, tmp_path: Path) -> None:
@@ -312,7 +374,9 @@ def test_build_ca_passout_encrypts_key(reference_for: Any, tmp_path: Path) -> No
     reference_ok(real_327, real, *passes, "build-ca", check=True)
     product_ok(ours, *passes, "build-ca")
     expected = private_key_shape(real / "private" / "ca.key", PASSPHRASE.encode())
-    assert private_key_shape(ours / "private" / "ca.key", PASSPHRASE.encode()) == expected
+    assert (
+        private_key_shape(ours / "private" / "ca.key", PASSPHRASE.encode()) == expected
+    )
     assert expected[0] == "-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
 
@@ -356,7 +420,9 @@ def test_build_ca_subca_request_matches(reference: Any, tmp_path: Path) -> None:
     our_request = x509.load_pem_x509_csr((ours / "reqs" / "ca.req").read_bytes())
     assert our_request.subject.rfc4514_string() == "CN=Easy-RSA Sub-CA"
     # 3.1.0 named a sub-CA "Easy-RSA CA" like a root CA.
-    expected = "CN=Easy-RSA CA" if reference.version == "3.1.0" else "CN=Easy-RSA Sub-CA"
+    expected = (
+        "CN=Easy-RSA CA" if reference.version == "3.1.0" else "CN=Easy-RSA Sub-CA"
+    )
     assert real_request.subject.rfc4514_string() == expected
     assert our_request.is_signature_valid
     assert key_shape(our_request.public_key()) == key_shape(real_request.public_key())
@@ -407,7 +473,9 @@ def test_build_ca_refuses_index_records(tmp_path: Path) -> None:
         (("--raw-ca", "build-ca"), "--batch"),
     ],
 )
-def test_build_ca_bad_input(tmp_path: Path, arguments: tuple[str, ...], message: str) -> None:
+def test_build_ca_bad_input(
+    tmp_path: Path, arguments: tuple[str, ...], message: str
+) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
     before = pki_state(pki)
@@ -426,12 +494,24 @@ def test_real_script_signs_with_our_ca(reference_for: Any, tmp_path: Path) -> No
     product_ok(pki, "init-pki")
     product_ok(pki, f"--passout=pass:{PASSPHRASE}", "build-ca")
     passin = f"--passin=pass:{PASSPHRASE}"
-    reference_ok(real_327, pki, passin, "build-client-full", "alice", "nopass", check=True)
+    reference_ok(
+        real_327, pki, passin, "build-client-full", "alice", "nopass", check=True
+    )
     reference_ok(real_327, pki, passin, "revoke", "alice", check=True)
     reference_ok(real_327, pki, passin, "gen-crl", check=True)
     verify = subprocess.run(
-        ["openssl", "crl", "-in", str(pki / "crl.pem"), "-CAfile", str(pki / "ca.crt"), "-noout"],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "crl",
+            "-in",
+            str(pki / "crl.pem"),
+            "-CAfile",
+            str(pki / "ca.crt"),
+            "-noout",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert verify.returncode == 0, verify.stderr
 
@@ -445,16 +525,27 @@ def test_real_script_signs_with_our_subca(reference_for: Any, tmp_path: Path) ->
     reference_ok(real_327, root, "build-ca", "nopass", check=True)
     product_ok(sub, "init-pki")
     product_ok(sub, "build-ca", "nopass", "subca")
-    reference_ok(real_327, root, "import-req", str(sub / "reqs" / "ca.req"), "sub", check=True)
+    reference_ok(
+        real_327, root, "import-req", str(sub / "reqs" / "ca.req"), "sub", check=True
+    )
     reference_ok(real_327, root, "sign-req", "ca", "sub", check=True)
     (sub / "ca.crt").write_bytes((root / "issued" / "sub.crt").read_bytes())
     reference_ok(real_327, sub, "build-server-full", "vpn", "nopass", check=True)
     chain = tmp_path / "chain.pem"
     chain.write_bytes((root / "ca.crt").read_bytes())
     verify = subprocess.run(
-        ["openssl", "verify", "-CAfile", str(chain), "-untrusted", str(sub / "ca.crt"),
-         str(sub / "issued" / "vpn.crt")],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(chain),
+            "-untrusted",
+            str(sub / "ca.crt"),
+            str(sub / "issued" / "vpn.crt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -466,7 +557,16 @@ def test_renew_ca_matches(reference_for: Any, tmp_path: Path) -> None:
     real_327 = reference_for("3.2.7")
     real, ours = init_both(real_327, tmp_path)
     for pki in (real, ours):
-        reference_ok(real_327, pki, "--req-cn=Renew CA", "--digest=sha384", "--ku-crit", "build-ca", "nopass", check=True)
+        reference_ok(
+            real_327,
+            pki,
+            "--req-cn=Renew CA",
+            "--digest=sha384",
+            "--ku-crit",
+            "build-ca",
+            "nopass",
+            check=True,
+        )
     old = load_certificate(ours / "ca.crt")
     reference_ok(real_327, real, "--days=500", "renew-ca", check=True)
     product_ok(ours, "--days=500", "renew-ca")
@@ -519,12 +619,35 @@ def test_renew_ca_of_real_ca(reference_for: Any, tmp_path: Path) -> None:
     real_327 = reference_for("3.2.7")
     pki = tmp_path / "pki"
     reference_ok(real_327, pki, "init-pki", check=True)
-    reference_ok(real_327, pki, f"--passout=pass:{PASSPHRASE}", f"--passin=pass:{PASSPHRASE}", "build-ca", check=True)
+    reference_ok(
+        real_327,
+        pki,
+        f"--passout=pass:{PASSPHRASE}",
+        f"--passin=pass:{PASSPHRASE}",
+        "build-ca",
+        check=True,
+    )
     product_ok(pki, f"--passin=pass:{PASSPHRASE}", "renew-ca")
-    reference_ok(real_327, pki, f"--passin=pass:{PASSPHRASE}", "build-client-full", "bob", "nopass", check=True)
+    reference_ok(
+        real_327,
+        pki,
+        f"--passin=pass:{PASSPHRASE}",
+        "build-client-full",
+        "bob",
+        "nopass",
+        check=True,
+    )
     verify = subprocess.run(
-        ["openssl", "verify", "-CAfile", str(pki / "ca.crt"), str(pki / "issued" / "bob.crt")],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(pki / "ca.crt"),
+            str(pki / "issued" / "bob.crt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -538,7 +661,9 @@ def test_self_sign_matches(reference_for: Any, tmp_path: Path, kind: str) -> Non
     real, ours = init_both(real_327, tmp_path)
     reference_ok(real_327, real, f"self-sign-{kind}", "alice", "nopass", check=True)
     product_ok(ours, f"self-sign-{kind}", "alice", "nopass")
-    assert certificate_shape(ours / "issued" / "alice.crt") == certificate_shape(real / "issued" / "alice.crt")
+    assert certificate_shape(ours / "issued" / "alice.crt") == certificate_shape(
+        real / "issued" / "alice.crt"
+    )
     assert private_key_shape(ours / "private" / "alice.key", None) == private_key_shape(
         real / "private" / "alice.key", None
     )
@@ -565,7 +690,9 @@ def test_self_sign_ed_key(tmp_path: Path) -> None:
         (("--req-cn=other", "self-sign-server", "a", "nopass"), "--req-cn"),
     ],
 )
-def test_self_sign_bad_input(tmp_path: Path, arguments: tuple[str, ...], message: str) -> None:
+def test_self_sign_bad_input(
+    tmp_path: Path, arguments: tuple[str, ...], message: str
+) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
     before = pki_state(pki)
@@ -615,8 +742,12 @@ def test_import_ca_matches(reference_for: Any, tmp_path: Path) -> None:
     real_list = (real / "inline" / "external-ca.list").read_bytes()
     our_list = (ours / "inline" / "external-ca.list").read_bytes()
     assert our_list.splitlines()[0] == real_list.splitlines()[0]
-    assert x509.load_pem_x509_certificates(our_list) == 2 * x509.load_pem_x509_certificates(real_list)
-    assert tree_modes(ours, exclude=("inline/private*",)) == tree_modes(real, exclude=("inline/private*",))
+    assert x509.load_pem_x509_certificates(
+        our_list
+    ) == 2 * x509.load_pem_x509_certificates(real_list)
+    assert tree_modes(ours, exclude=("inline/private*",)) == tree_modes(
+        real, exclude=("inline/private*",)
+    )
 
 
 @pytest.mark.parametrize("content", [None, b"not a certificate\n"])
@@ -632,3 +763,76 @@ def test_import_ca_bad_file(tmp_path: Path, content: bytes | None) -> None:
     assert result.returncode == 1
     assert str(source) in result.stderr
     assert pki_state(pki) == before
+
+
+def test_import_ca_text_identical(reference_for: Any, tmp_path: Path) -> None:
+    real_327 = reference_for("3.2.7")
+    real, ours = init_both(real_327, tmp_path)
+    source = tmp_path / "other-ca.pem"
+    other = tmp_path / "other" / "pki"
+    other.parent.mkdir()
+    reference_ok(real_327, other, "init-pki", check=True)
+    reference_ok(
+        real_327,
+        other,
+        "--dn-mode=org",
+        "--req-cn=Other CA",
+        "build-ca",
+        "nopass",
+        check=True,
+    )
+    source.write_bytes((other / "ca.crt").read_bytes())
+    for pki in (real, ours):
+        reference_ok(real_327, pki, "build-ca", "nopass", check=True)
+    reference_ok(real_327, real, "import-ca", str(source), check=True)
+    product_ok(ours, "import-ca", str(source))
+    real_list = (real / "inline" / "external-ca.list").read_text()
+    assert (ours / "inline" / "external-ca.list").read_text() == real_list
+
+
+def test_renew_ca_archive_identical(reference_for: Any, tmp_path: Path) -> None:
+    real_327 = reference_for("3.2.7")
+    real = tmp_path / "real" / "pki"
+    real.parent.mkdir()
+    reference_ok(real_327, real, "init-pki", check=True)
+    reference_ok(
+        real_327,
+        real,
+        "--dn-mode=org",
+        "--req-org=Example, Inc.",
+        "build-ca",
+        "nopass",
+        check=True,
+    )
+    ours = tmp_path / "ours" / "pki"
+    shutil.copytree(real, ours)
+    reference_ok(real_327, real, "renew-ca", check=True)
+    product_ok(ours, "renew-ca")
+    assert (ours / "expired-ca.list").read_text() == (
+        real / "expired-ca.list"
+    ).read_text()
+
+
+def test_self_sign_text_identical(reference_for: Any, tmp_path: Path) -> None:
+    real_327 = reference_for("3.2.7")
+    real, ours = init_both(real_327, tmp_path)
+    reference_ok(real_327, real, "self-sign-server", "alice", "nopass", check=True)
+    product_ok(ours, "self-sign-server", "alice", "nopass")
+    ours_text = (ours / "issued" / "alice.crt").read_text().split("-----BEGIN")[0]
+    real_text = (real / "issued" / "alice.crt").read_text().split("-----BEGIN")[0]
+    # Keys, serials, dates and signatures differ, so compare the other lines.
+    assert stable_lines(ours_text) == stable_lines(real_text)
+    assert (
+        load_certificate(ours / "issued" / "alice.crt").subject.rfc4514_string()
+        == "CN=alice"
+    )
+
+
+def test_build_ca_text_option(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    product_ok(pki, "init-pki")
+    product_ok(pki, "--text", "build-ca", "nopass")
+    text = (pki / "ca.crt").read_text()
+    assert text.startswith("Certificate:\n    Data:\n")
+    assert "        Subject: CN = Easy-RSA CA\n" in text
+    load_certificate(pki / "ca.crt")
