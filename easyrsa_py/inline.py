@@ -22,7 +22,6 @@ comments and the README text here are easyrsa_py's own.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -352,27 +351,57 @@ def _shared_tls_placeholder(label: str | None) -> bytes:
     return text
 
 
-def write_pkcs12_inline(
-    layout: PKILayout, settings: Settings, console: Console, name: str, pkcs12_path: Path
-) -> Path | None:
-    """Write inline/private/NAME.p12-inline, the base64 of a PKCS#12 bundle.
+# The peer-fingerprint list each self-signed type adds to, and the side
+# of the connection whose configuration uses that list.
+_FINGERPRINT_LISTS = {
+    "self-signed-server": ("server", "client"),
+    "self-signed-client": ("client", "server"),
+}
 
-    easy-rsa 3.2.7's export-p12 writes it after the bundle. Returns None
-    when inline files are disabled.
+
+def write_peer_fingerprint_inline(
+    layout: PKILayout, settings: Settings, console: Console, name: str
+) -> Path | None:
+    """Write the inline file of a self-signed certificate and add it to the peer-fingerprint list.
+
+    easy-rsa 3.2.7's self-sign-server and self-sign-client do both.
+    inline/pfp-server.list-inline collects the fingerprints of self-signed
+    servers for the clients' `<peer-fingerprint>` block, and
+    pfp-client.list-inline those of clients for the server. The previous
+    list is kept as .old. Returns the list's path, or None when inline files
+    are disabled.
     """
     check_file_name_base(name)
     if inline_disabled(settings, console):
         return None
-    certificate = read_certificate(layout.issued_cert(name))
-    encoded = base64.encodebytes(pkcs12_path.read_bytes()).replace(b"\n", b"")
-    lines = [encoded[i : i + 64] for i in range(0, len(encoded), 64)]
-    text = (
-        b"# Easy-RSA Inline file\n"
-        b"# Inline type: BASE64 pkcs12\n"
-        + f"# commonName: {common_name(certificate) or UNKNOWN}\n\n".encode()
-        + b"<pkcs12>\n" + b"\n".join(lines) + b"\n</pkcs12>\n"
+    summary = summarize_certificate(layout.issued_cert(name))
+    sides = _FINGERPRINT_LISTS.get(summary.certificate_type)
+    if sides is None:
+        raise UsageError(
+            f"Cannot add '{name}' to a peer-fingerprint list: its type is "
+            f"{summary.certificate_type}, not a self-signed client or server."
+        )
+    write_inline(layout, settings, console, name)
+
+    list_type, used_by = sides
+    path = layout.root / "inline" / f"pfp-{list_type}.list-inline"
+    if path.is_file():
+        previous = path.read_bytes()
+    else:
+        previous = (
+            "# Easy-RSA Inline file\n"
+            f"# Certificate type: {summary.certificate_type}\n"
+            f"# Paste this block into the configuration of each {used_by}.\n"
+            "<peer-fingerprint>\n</peer-fingerprint>\n"
+        ).encode()
+    # As easy-rsa does with sed, drop every line with the closing tag and add it back last.
+    kept = [line for line in previous.splitlines(keepends=True) if b"</peer-fingerprint>" not in line]
+    entry = f"# commonName: {summary.common_name}\n{summary.fingerprint}\n</peer-fingerprint>\n"
+    files.atomic_write_all(
+        [
+            (path.with_name(path.name + ".old"), previous, None),
+            (path, b"".join(kept) + entry.encode(), None),
+        ]
     )
-    prepare_inline_folders(layout)
-    path = layout.root / "inline" / "private" / f"{name}.p12-inline"
-    files.atomic_write(path, text)
+    console.notice(f"Added '{name}' to the {summary.certificate_type} peer-fingerprint list:\n* {path}")
     return path

@@ -11,6 +11,7 @@ easyrsa_py writes its own.
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import stat
@@ -26,7 +27,7 @@ from pkitools import pki_state, run_product
 from easyrsa_py.commands import Context
 from easyrsa_py.console import Console
 from easyrsa_py.errors import UsageError
-from easyrsa_py.inline import inline, write_inline
+from easyrsa_py.inline import inline, write_inline, write_peer_fingerprint_inline
 from easyrsa_py.pki import PKILayout
 from easyrsa_py.settings import build_settings
 
@@ -337,3 +338,51 @@ def test_write_inline_disabled_returns_none(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     context = in_process_context(pki, {"EASYRSA_NO_INLINE": "1"})
     assert write_inline(context.layout, context.settings, context.console, "alice") is None
+
+
+def fingerprint_list_lines(path: Path) -> list[str]:
+    """Return the list's lines without the third, which is free text in each tool."""
+    lines = path.read_text().splitlines()
+    return lines[:2] + lines[3:]
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("kind", ["server", "client"])
+def test_peer_fingerprint_list_matches_327(kind: str, tmp_path: Path, reference_for: Any) -> None:
+    reference = reference_for("3.2.7")
+    ref_pki = tmp_path / "ref" / "pki"
+    reference.run(ref_pki, "init-pki")
+    # The CLI applies easy-rsa's umask; in-process calls get the test's.
+    previous_umask = os.umask(0o077)
+    try:
+        compare_fingerprint_lists(reference, ref_pki, tmp_path / "py" / "pki", kind)
+    finally:
+        os.umask(previous_umask)
+
+
+def compare_fingerprint_lists(reference: Any, ref_pki: Path, py_pki: Path, kind: str) -> None:
+    context = None
+    for name in ("first", "second"):
+        reference.run(ref_pki, f"self-sign-{kind}", name, "nopass")
+        if context is None:
+            shutil.copytree(ref_pki, py_pki, symlinks=True)
+            shutil.rmtree(py_pki / "inline")
+            context = in_process_context(py_pki)
+        for relative in (f"issued/{name}.crt", f"private/{name}.key"):
+            shutil.copy2(ref_pki / relative, py_pki / relative)
+        path = write_peer_fingerprint_inline(context.layout, context.settings, context.console, name)
+        list_name = f"pfp-{kind}.list-inline"
+        assert path == py_pki / "inline" / list_name
+        for listed in (list_name, list_name + ".old"):
+            expected = fingerprint_list_lines(ref_pki / "inline" / listed)
+            assert fingerprint_list_lines(py_pki / "inline" / listed) == expected, listed
+        assert_same_inline(ref_pki, py_pki, f"private/{name}.inline")
+
+
+def test_peer_fingerprint_rejects_ca_issued(pki_copy: Any) -> None:
+    pki = pki_copy("v3.2.7-rsa")
+    context = in_process_context(pki)
+    before = pki_state(pki)
+    with pytest.raises(UsageError, match="not a self-signed client or server"):
+        write_peer_fingerprint_inline(context.layout, context.settings, context.console, "alice")
+    assert pki_state(pki) == before
