@@ -150,8 +150,9 @@ def show_host(context: Context, arguments: list[str]) -> int:
     Unlike easy-rsa with EASYRSA_DEBUG, it never dumps the environment,
     which can contain passphrases and AWS keys.
     """
-    if arguments:
-        context.console.warn(f"Ignoring the arguments of 'show-host': {' '.join(arguments)}")
+    from easyrsa_py.tlskeys import reject_arguments
+
+    reject_arguments(context.command_name, arguments)
     if context.console.silent:
         return 0
     facts = host_facts(context)

@@ -61,6 +61,12 @@ _REDISTRIBUTE = (
 )
 
 
+def reject_arguments(command: str, arguments: list[str]) -> None:
+    """Raise UsageError for any argument: easy-rsa ignores them, but a stray word is usually a mistake."""
+    if arguments:
+        raise UsageError(f"Unexpected argument '{arguments[0]}': '{command}' takes no arguments.")
+
+
 # --- gen-dh ----------------------------------------------------------------
 
 
@@ -92,8 +98,7 @@ def gen_dh(context: Context, arguments: list[str]) -> int:
     mode rejects it, as in easy-rsa 3.2.7. The new file replaces the old one
     atomically, so an interrupted run leaves the old dh.pem in place.
     """
-    if arguments:
-        context.console.warn(f"Ignoring the arguments of 'gen-dh': {' '.join(arguments)}")
+    reject_arguments(context.command_name, arguments)
     bits = _dh_bits(context)
     path = context.layout.root / "dh.pem"
     if path.exists():
@@ -163,8 +168,7 @@ def gen_tls_key(context: Context, arguments: list[str], kind: str) -> int:
             "'openvpn --genkey tls-crypt-v2-server FILE' to make the server key, then "
             "'openvpn --tls-crypt-v2 FILE --genkey tls-crypt-v2-client CLIENT_FILE' for each client."
         )
-    if arguments:
-        context.console.warn(f"Ignoring the arguments of '{context.command_name}': {' '.join(arguments)}")
+    reject_arguments(context.command_name, arguments)
     _reject_existing_keys(context)
     label = _TLS_LABELS[kind]
     text = f"# Easy-RSA {label} Key\n" + static_key_text(secrets.token_bytes(STATIC_KEY_BYTES))

@@ -347,3 +347,9 @@ def test_show_host_silent_prints_nothing(tmp_path: Path) -> None:
     result = run_product(tmp_path / "no-pki", "--silent", "show-host", env=ENABLE)
     assert result.returncode == 0
     assert result.stdout == ""
+
+
+def test_show_host_rejects_arguments(tmp_path: Path) -> None:
+    result = run_product(tmp_path / "no-pki", "show-host", "extra", env=ENABLE)
+    assert result.returncode == 1
+    assert "Unexpected argument 'extra': 'show-host' takes no arguments." in result.stderr

@@ -224,6 +224,16 @@ def test_gen_tls_key_keeps_existing(pki_copy, relative: Path, content: str, labe
     assert pki_state(pki) == before
 
 
+@pytest.mark.parametrize("command", ["gen-dh", "gen-tls-auth-key", "gen-tls-crypt-key"])
+def test_extra_argument_rejected(pki_copy, command: str) -> None:
+    pki = pki_copy("v3.2.7-rsa")
+    before = pki_state(pki)
+    result = run_product(pki, "--keysize=512", command, "nopass", env=ENABLE)
+    assert result.returncode == 1
+    assert f"Unexpected argument 'nopass': '{command}' takes no arguments." in result.stderr
+    assert pki_state(pki) == before
+
+
 def test_tls_crypt_v2_unavailable(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
