@@ -15,9 +15,11 @@ header lines and the folder follow easy-rsa 3.2.7's inline_file():
 
 3.2.7 writes this file after every `sign-req` and `build-*-full` and on the
 `inline` command, deletes it on `revoke` and `renew`, and skips it under
-`--noinline` (EASYRSA_NO_INLINE) or the older EASYRSA_DISABLE_INLINE. Only
-the header fields and the blocks are a format that scripts read. The
-comments and the README text here are easyrsa_py's own.
+`--noinline` (EASYRSA_NO_INLINE) or the older EASYRSA_DISABLE_INLINE. Its
+`self-sign-*` commands also add the certificate's fingerprint to a
+peer-fingerprint list (write_peer_fingerprint_inline). Only the header
+fields and the blocks are a format that scripts read. The comments and the
+README text here are easyrsa_py's own.
 """
 
 from __future__ import annotations

@@ -323,6 +323,20 @@ def test_renew_31_window_differs(pki_copy: Any, reference_for: Any) -> None:
     assert (py_pki / "private/alice.key").is_file()
 
 
+@pytest.mark.reference
+def test_renew_on_31_pki_then_31_revokes(pki_copy: Any, reference_for: Any) -> None:
+    # easyrsa_py writes 3.2's layout; 3.1.0's revoke-renewed also reads renewed/issued.
+    pki = pki_copy("v3.1.0-rsa")
+    old_serial = f"{load(pki / 'issued/alice.crt').serial_number:X}".zfill(32)
+    result = run_product(pki, "renew", "alice", env=ENABLE)
+    assert result.returncode == 0, result.stderr
+    reference_for("3.1.0").run(pki, "revoke-renewed", "alice")
+    rows = {row[3]: row for row in read_index(pki)}
+    assert rows[old_serial][0] == "R"
+    assert (pki / "revoked/certs_by_serial" / f"{old_serial}.crt").is_file()
+    assert not (pki / "renewed/issued/alice.crt").exists()
+
+
 # --- renew, bad input -------------------------------------------------------------
 
 
