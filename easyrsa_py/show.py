@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from easyrsa_py.errors import CertificateNotFound, FileFormatError, UsageError
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from easyrsa_py.commands import Context
 
 FULL = "full"
@@ -48,7 +50,7 @@ def _check_name(command: str, name: str) -> None:
         raise UsageError(f"{error} Usage: '{command} NAME [full]'.") from None
 
 
-def _load_certificate(path: Path, missing_hint: str) -> object:
+def _load_certificate(path: Path, missing_hint: str) -> x509.Certificate:
     from cryptography import x509
 
     if not path.is_file():
@@ -59,7 +61,7 @@ def _load_certificate(path: Path, missing_hint: str) -> object:
         raise FileFormatError(path, None, f"not a valid PEM certificate ({error}).") from None
 
 
-def _load_request(path: Path, missing_hint: str) -> object:
+def _load_request(path: Path, missing_hint: str) -> x509.CertificateSigningRequest:
     from cryptography import x509
 
     if not path.is_file():
@@ -84,9 +86,9 @@ def show(context: Context, arguments: list[str], kind: str) -> int:
     path = context.layout.root / folder / f"{name}{suffix}"
     hint = f"Check the name; 'ls {path.parent}' lists the {noun}s of this PKI."
     if kind == "req":
-        text = render_request(_load_request(path, hint), full)  # type: ignore[arg-type]
+        text = render_request(_load_request(path, hint), full)
     else:
-        text = render_certificate(_load_certificate(path, hint), full)  # type: ignore[arg-type]
+        text = render_certificate(_load_certificate(path, hint), full)
     context.console.notice(f"Showing the {noun} '{name}', stored at:\n* {path}")
     context.console.output(text)
     return 0
@@ -99,7 +101,7 @@ def show_ca(context: Context, arguments: list[str]) -> int:
     full = _read_full_flag(context, arguments)
     path = context.layout.ca_cert
     certificate = _load_certificate(path, "Create the CA with 'build-ca'.")
-    text = render_certificate(certificate, full)  # type: ignore[arg-type]
+    text = render_certificate(certificate, full)
     context.console.notice(f"Showing the CA certificate, stored at:\n* {path}")
     context.console.output(text)
     return 0

@@ -203,6 +203,8 @@ def import_tls_key(context: Context, arguments: list[str]) -> int:
     if len(arguments) != 1 or not arguments[0]:
         raise UsageError("Usage: 'import-tls-key FILE', with the path of one OpenVPN static key file.")
     source = Path(arguments[0])
+    if source.exists() and not source.is_file():
+        raise UsageError(f"Cannot import {source}: it is not a regular file. Give the path of the key file.")
     if not source.is_file():
         raise CertificateNotFound(source, f"Cannot import {source}: the file does not exist.")
     data = source.read_bytes()

@@ -290,6 +290,15 @@ def test_import_tls_key_rejects_file(pki_copy, tmp_path: Path, content: str | No
     assert pki_state(pki) == before
 
 
+def test_import_tls_key_rejects_folder(pki_copy, tmp_path: Path) -> None:
+    pki = pki_copy("v3.2.7-rsa")
+    before = pki_state(pki)
+    result = run_product(pki, "import-tls-key", str(tmp_path), env=ENABLE)
+    assert result.returncode == 1
+    assert f"Cannot import {tmp_path}: it is not a regular file" in result.stderr
+    assert pki_state(pki) == before
+
+
 def test_import_tls_key_keeps_existing(pki_copy) -> None:
     source_pki, pki = pki_copy("v3.2.7-rsa"), pki_copy("v3.2.7-rsa")
     run_product(source_pki, "gen-tls-auth-key", env=ENABLE)
