@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from easyrsa_py import csr, keys, profiles
+from easyrsa_py.certificate import read_certificate
 from easyrsa_py.errors import (
     EasyRSAError,
     FileFormatError,
@@ -808,9 +809,11 @@ _EXPIRED_CA_RULE = b"# ====================================="
 def renew_ca(context: Context, arguments: list[str]) -> int:
     """Replace ca.crt by a new certificate for the same CA key, archiving the old one.
 
-    As in easy-rsa 3.2.7, the new certificate keeps the old common name and
-    signature digest and the criticality of basicConstraints and keyUsage,
-    and the old one is added at the top of pki/expired-ca.list.
+    As in easy-rsa 3.2.7, the new certificate keeps the old signature
+    digest and the criticality of basicConstraints and keyUsage, and the
+    old one is added at the top of pki/expired-ca.list. Unlike 3.2.7, the
+    whole old subject is kept, not only its common name, so certificates
+    issued before still name the CA correctly.
     """
     settings, layout, console = context.settings, context.layout, context.console
     if arguments:
@@ -819,37 +822,19 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
         )
     if settings.req_cn != "ChangeMe":
         console.warn(
-            "renew-ca does not support setting an external commonName: the old CA's is kept."
+            "renew-ca does not support setting an external commonName: "
+            "the old CA's subject is kept."
         )
     old_file = load_ca_certificate(layout)
     old = _parse_x509(layout.ca_cert, old_file.der)
-    names = old.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    common_name = str(names[0].value) if names else ""
-    digest = (
-        old.signature_hash_algorithm.name
-        if old.signature_hash_algorithm
-        else settings.digest
-    )
-    critical = frozenset(
-        name
-        for name, extension_class in (
-            ("basicConstraints", x509.BasicConstraints),
-            ("keyUsage", x509.KeyUsage),
-        )
-        if _is_critical(old, extension_class)
-    )
-    subject = ca_subject(settings, common_name)
+    _check_self_signed(layout.ca_cert, old)
     key = load_ca_key(layout, settings.passin, old_file)
 
-    serial = x509.random_serial_number()
-    extensions = ca_extensions(settings, key, subject, serial, critical)
-    new = self_signed_certificate(
-        key, subject, settings.ca_expire, digest, extensions, serial
-    )
+    new = _renewed_certificate(settings, key, old)
     console.confirm(
         "Install the new CA certificate ? ",
         "yes",
-        f"\nNEW CA CERTIFICATE:\n\n{describe_certificate(new)}\n\nWARNING !!!\n\n"
+        f"\nNEW CA CERTIFICATE:\n\n{certificate_text(new).rstrip()}\n\nWARNING !!!\n\n"
         "Your CA certificate is ready to be renewed. (Details above)\n\n"
         "This new CA certificate will completely replace the old one.\n"
         "The old CA will be archived to the 'expired-ca.list' file.\n\n"
@@ -867,7 +852,71 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
         f"Your old CA certificate has been added to the expired CA list at:\n* {archive}\n\n"
         f"Your renewed CA certificate is at:\n* {layout.ca_cert}"
     )
+    _warn_pinned_certificates(layout, console, old)
     return 0
+
+
+def _check_self_signed(path: Path, certificate: x509.Certificate) -> None:
+    """Reject renewing a sub-CA certificate, which its parent CA must sign.
+
+    easy-rsa 3.2.7 replaces it by a self-signed root with the same name, so
+    the PKI silently leaves its parent's chain.
+    """
+    if certificate.issuer != certificate.subject:
+        raise PKIConflict(
+            f"Cannot renew {path}: it is a sub-CA certificate issued by "
+            f"{certificate.issuer.rfc4514_string()}, and renew-ca would replace it by a "
+            "self-signed root. Send reqs/ca.req (or a new request for private/ca.key) to the "
+            "parent CA and place the certificate it signs at ca.crt."
+        )
+
+
+def _renewed_certificate(
+    settings: Settings, key: CertificateIssuerPrivateKeyTypes, old: x509.Certificate
+) -> x509.Certificate:
+    hash_algorithm = old.signature_hash_algorithm
+    digest = hash_algorithm.name if hash_algorithm else settings.digest
+    critical = frozenset(
+        name
+        for name, extension_class in (
+            ("basicConstraints", x509.BasicConstraints),
+            ("keyUsage", x509.KeyUsage),
+        )
+        if _is_critical(old, extension_class)
+    )
+    serial = x509.random_serial_number()
+    extensions = ca_extensions(settings, key, old.subject, serial, critical)
+    return self_signed_certificate(
+        key, old.subject, settings.ca_expire, digest, extensions, serial
+    )
+
+
+def _warn_pinned_certificates(
+    layout: PKILayout, console: Console, old: x509.Certificate
+) -> None:
+    """Warn about issued certificates whose authorityKeyIdentifier names the old CA's serial.
+
+    OpenSSL rejects an issuer whose serial differs from that one, so those
+    certificates verify only while the old CA certificate is trusted too.
+    easy-rsa 3.2.7 says nothing about this.
+    """
+    pinned = []
+    for path in sorted((layout.root / "issued").glob("*.crt")):
+        try:
+            serial = read_certificate(path).authority_serial_number()
+        except (FileFormatError, ValueError):
+            continue
+        if serial == old.serial_number:
+            pinned.append(path.name)
+    if pinned:
+        shown = ", ".join(pinned[:5]) + (", ..." if len(pinned) > 5 else "")
+        console.warn(
+            f"{len(pinned)} issued certificate(s) ({shown}) name the old CA certificate's "
+            "serial number in their authorityKeyIdentifier, so OpenSSL verifies them only "
+            "while the old CA certificate is trusted too. Give peers both CA certificates "
+            f"(the old one is in {layout.root / _EXPIRED_CA_LIST}) until those "
+            "certificates are renewed."
+        )
 
 
 def _parse_x509(path: Path, der: bytes) -> x509.Certificate:
@@ -886,19 +935,6 @@ def _is_critical(
         return certificate.extensions.get_extension_for_class(extension_class).critical
     except x509.ExtensionNotFound:
         return False
-
-
-def describe_certificate(certificate: x509.Certificate) -> str:
-    """Summarize a certificate for a confirmation prompt: names, serial, dates, fingerprint."""
-    lines = [
-        f"Subject: {certificate.subject.rfc4514_string()}",
-        f"Issuer: {certificate.issuer.rfc4514_string()}",
-        f"Serial number: {certificate.serial_number:X}",
-        f"Not before: {certificate.not_valid_before_utc:%b %d %H:%M:%S %Y} GMT",
-        f"Not after: {certificate.not_valid_after_utc:%b %d %H:%M:%S %Y} GMT",
-        f"SHA256 fingerprint: {certificate.fingerprint(hashes.SHA256()).hex(':').upper()}",
-    ]
-    return "\n".join(lines)
 
 
 def _expired_ca_list(archive: Path, old: x509.Certificate) -> bytes:

@@ -836,3 +836,70 @@ def test_build_ca_text_option(tmp_path: Path) -> None:
     assert text.startswith("Certificate:\n    Data:\n")
     assert "        Subject: CN = Easy-RSA CA\n" in text
     load_certificate(pki / "ca.crt")
+
+
+def test_renew_ca_warns_pinned_certificates(reference_for: Any, tmp_path: Path) -> None:
+    real_327 = reference_for("3.2.7")
+    pki = tmp_path / "pki"
+    product_ok(pki, "init-pki")
+    product_ok(pki, "build-ca", "nopass")
+    old_ca = (pki / "ca.crt").read_bytes()
+    reference_ok(real_327, pki, "build-client-full", "bob", "nopass", check=True)
+    result = product_ok(pki, "renew-ca")
+    assert "1 issued certificate(s) (bob.crt)" in result.stderr
+    bob = str(pki / "issued" / "bob.crt")
+    alone = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(pki / "ca.crt"), bob],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # The limit the warning describes: OpenSSL matches the AKI serial.
+    assert alone.returncode != 0
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes((pki / "ca.crt").read_bytes() + old_ca)
+    both = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(bundle), bob],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert both.returncode == 0, both.stdout + both.stderr
+
+
+def test_renew_ca_keeps_whole_subject(reference_for: Any, tmp_path: Path) -> None:
+    real_327 = reference_for("3.2.7")
+    real = tmp_path / "real" / "pki"
+    real.parent.mkdir()
+    reference_ok(real_327, real, "init-pki", check=True)
+    options = ("--dn-mode=org", "--req-cn=Org CA", "--req-org=Example")
+    reference_ok(real_327, real, *options, "build-ca", "nopass", check=True)
+    ours = tmp_path / "ours" / "pki"
+    shutil.copytree(real, ours)
+    old_subject = load_certificate(real / "ca.crt").subject
+    reference_ok(real_327, real, "renew-ca", check=True)
+    product_ok(ours, "renew-ca")
+    assert load_certificate(ours / "ca.crt").subject == old_subject
+    # easy-rsa 3.2.7 rebuilds the subject from the default cn_only setting.
+    assert load_certificate(real / "ca.crt").subject.rfc4514_string() == "CN=Org CA"
+
+
+def test_renew_ca_rejects_sub_ca(reference_for: Any, tmp_path: Path) -> None:
+    real_327 = reference_for("3.2.7")
+    root, sub = tmp_path / "root" / "pki", tmp_path / "sub" / "pki"
+    root.parent.mkdir()
+    sub.parent.mkdir()
+    reference_ok(real_327, root, "init-pki", check=True)
+    reference_ok(real_327, root, "build-ca", "nopass", check=True)
+    product_ok(sub, "init-pki")
+    product_ok(sub, "--req-cn=Sub", "build-ca", "nopass", "subca")
+    reference_ok(
+        real_327, root, "import-req", str(sub / "reqs" / "ca.req"), "sub", check=True
+    )
+    reference_ok(real_327, root, "sign-req", "ca", "sub", check=True)
+    (sub / "ca.crt").write_bytes((root / "issued" / "sub.crt").read_bytes())
+    before = pki_state(sub)
+    result = product(sub, "renew-ca")
+    assert result.returncode == 1
+    assert "sub-CA certificate" in result.stderr
+    assert pki_state(sub) == before
