@@ -23,13 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from easyrsa_py.certificate import CertificateFile
 from easyrsa_py.errors import (
     CertificateNotFound,
     CryptoMismatch,
     FileFormatError,
     UsageError,
 )
-from easyrsa_py.files import atomic_write, atomic_write_all, make_dirs
+from easyrsa_py.files import atomic_write, atomic_write_all
+from easyrsa_py.inline import common_name as inline_common_name
+from easyrsa_py.inline import inline_disabled, prepare_inline_folders
 from easyrsa_py.keys import (
     PEM_PROMPTS,
     PKCS8_PROMPTS,
@@ -58,10 +61,6 @@ _EXPORT_OPTIONS = ("noca", "nokey", "nopass", "nofn", "usefn", "legacy")
 _KIND_NAMES = {"p12": "PKCS#12", "p7": "PKCS#7", "p8": "PKCS#8", "p1": "PKCS#1"}
 # OpenSSL 3.0 runs PBKDF2 and the PKCS#12 MAC with this many iterations.
 _PKCS12_ITERATIONS = 2048
-_INLINE_README = (
-    "# The inline files in this folder contain private keys.\n"
-    "# Copy them only over an encrypted connection, such as scp or https.\n"
-)
 
 
 def set_pass(context: Context, arguments: list[str]) -> int:
@@ -362,10 +361,14 @@ def _inline_p12(
     The layout (three comment lines, a blank line, and base64 in 64-column
     lines between <pkcs12> tags) is what easy-rsa 3.2.7 writes.
     """
-    raw = context.settings.raw
-    if raw.get("EASYRSA_NO_INLINE") or raw.get("EASYRSA_DISABLE_INLINE"):
+    from cryptography.hazmat.primitives import serialization
+
+    if inline_disabled(context.settings, context.console):
         return None
-    common_name = _last_common_name(certificate)
+    # NOTE: with several commonNames easy-rsa 3.2.7 writes the last one,
+    # and this the first, as the plain inline file's header has it.
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    common_name = inline_common_name(CertificateFile.from_der(der))
     if common_name is None:
         context.console.warn(
             f"No inline p12 file was written: the certificate of {name} has no commonName."
@@ -380,31 +383,9 @@ def _inline_p12(
         "\n"
         "<pkcs12>\n" + "\n".join(lines) + "\n</pkcs12>\n"
     )
+    prepare_inline_folders(context.layout)
     folder = context.layout.root / "inline" / "private"
-    make_dirs(folder)
-    readme = folder / "README.inline.private"
-    if not readme.exists():
-        atomic_write(readme, _INLINE_README.encode())
     return folder / f"{name}.p12-inline", text.encode(), 0o600
-
-
-def _last_common_name(certificate: x509.Certificate) -> str | None:
-    """Return the subject's last commonName as `openssl x509 -nameopt multiline` prints it.
-
-    easy-rsa takes the text after the last '= ' of that output, which is
-    the last commonName. Control characters are escaped as \\XX in hex.
-    """
-    from cryptography.x509.oid import NameOID
-
-    values = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not values:
-        return None
-    value = values[-1].value
-    text = value if isinstance(value, str) else value.decode("latin-1")
-    return "".join(
-        f"\\{ord(char):02X}" if ord(char) < 0x20 or ord(char) == 0x7F else char
-        for char in text
-    )
 
 
 def _export_p7(context: Context, request: ExportRequest) -> Path:
