@@ -86,7 +86,10 @@ def describe_holder(path: Path) -> LockHeld:
         advice = "Wait for that command to finish, then retry."
     else:
         detail = f"it is stale: process {pid} is no longer running"
-        advice = "Delete the file and retry."
+        advice = (
+            "Delete the file and retry. If that process was an interrupted easyrsa-py revoke, "
+            "running the same revoke again finishes it."
+        )
     message = f"The PKI is locked: {path} exists ({detail}).\n{advice}"
     return LockHeld(path, message, pid=pid)
 
