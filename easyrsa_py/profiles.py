@@ -610,10 +610,12 @@ def _issuer_alt_name(
     certificate = context.issuer_certificate
     if certificate is None:
         return None
+    # OpenSSL 3.0 writes an empty issuerAltName when the issuer has no
+    # subjectAltName to copy.
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
-        return None
+        return x509.IssuerAlternativeName([])
     return x509.IssuerAlternativeName(list(names.value))
 
 
@@ -649,6 +651,35 @@ def _crl_distribution_points(line: ProfileLine, *_: Any) -> x509.CRLDistribution
     return x509.CRLDistributionPoints(
         [x509.DistributionPoint([name], None, None, None) for name in names]
     )
+
+
+def add_default_key_identifiers(
+    extensions: list[x509.Extension[x509.ExtensionType]],
+    lines: Iterable[ProfileLine],
+    context: ExtensionContext,
+) -> list[x509.Extension[x509.ExtensionType]]:
+    """Append the key identifiers OpenSSL 3.0 adds to certificates whose profile omits them.
+
+    `openssl ca`, `req -x509` and `x509` add subjectKeyIdentifier = hash and
+    authorityKeyIdentifier = keyid, issuer at the end of a version 3
+    certificate's extensions, unless a profile line names them (even as
+    'none') or the request supplied them through --copy-ext. A certificate without any extension stays version 1, and gets
+    none of them.
+    """
+    if not extensions:
+        return extensions
+    named = {line.name for line in lines}
+    present = {extension.oid for extension in extensions}
+    defaults = [
+        ("subjectKeyIdentifier", "hash", ExtensionOID.SUBJECT_KEY_IDENTIFIER),
+        ("authorityKeyIdentifier", "keyid, issuer", ExtensionOID.AUTHORITY_KEY_IDENTIFIER),
+    ]
+    added = [
+        ProfileLine(name, value, False, "OpenSSL default", None)
+        for name, value, oid in defaults
+        if name not in named and oid not in present
+    ]
+    return extensions + build_extensions(added, context)
 
 
 def extension_oid_of(name: str) -> ObjectIdentifier | None:

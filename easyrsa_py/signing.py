@@ -556,6 +556,7 @@ def build_certificate(
     extensions = profiles.build_extensions(lines, context, profile.sections)
     if options.copy_extensions:
         extensions = copy_request_extensions(extensions, request)
+    extensions = profiles.add_default_key_identifiers(extensions, lines, context)
     not_before, not_after = validity(options, now)
     if not_after <= not_before:
         raise UsageError(
