@@ -712,26 +712,42 @@ def _write_ca_files(
 ) -> None:
     """Write the CA folders and files, the key before the certificate or request.
 
-    Every file is written out before any is renamed into place, so a
+    Every file is written out before any is renamed into place, and the
+    folders this call created are removed again when a write fails, so a
     failure leaves the PKI as it was. easy-rsa 3.2.7 writes index.txt and
     serial before it makes the key, and leaves them behind when that fails.
     """
     root = layout.root
-    for folder in (
-        "issued",
-        "certs_by_serial",
-        "revoked/certs_by_serial",
-        "revoked/private_by_serial",
-    ):
-        make_dirs(root / folder)
-    atomic_write_all(
-        [
-            (layout.index, b"", None),
-            (layout.serial, b"01\n", None),
-            (layout.ca_key, key_pem, 0o600),
-            (output, output_pem, None),
-        ]
-    )
+    folders = [
+        root / "issued",
+        root / "certs_by_serial",
+        root / "revoked",
+        root / "revoked" / "certs_by_serial",
+        root / "revoked" / "private_by_serial",
+    ]
+    created = [folder for folder in folders if not folder.is_dir()]
+    try:
+        for folder in created:
+            make_dirs(folder)
+        atomic_write_all(
+            [
+                (layout.index, b"", None),
+                (layout.serial, b"01\n", None),
+                (layout.ca_key, key_pem, 0o600),
+                (output, output_pem, None),
+            ]
+        )
+    except BaseException:
+        for folder in reversed(created):
+            _remove_empty_folder(folder)
+        raise
+
+
+def _remove_empty_folder(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 # The prompts and messages of easy-rsa 3.2.7's build-ca, which expect scripts answer.

@@ -903,3 +903,74 @@ def test_renew_ca_rejects_sub_ca(reference_for: Any, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "sub-CA certificate" in result.stderr
     assert pki_state(sub) == before
+
+
+# --- hostile layouts -------------------------------------------------------------
+
+
+def test_build_ca_index_folder_unchanged(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    product_ok(pki, "init-pki")
+    (pki / "index.txt").mkdir()
+    before = pki_state(pki)
+    result = product(pki, "build-ca", "nopass")
+    assert result.returncode == 1
+    assert "index.txt" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_init_pki_rejects_file_path(tmp_path: Path) -> None:
+    target = tmp_path / "pki"
+    target.write_text("not a folder\n")
+    result = product(target, "init-pki")
+    assert result.returncode == 1
+    assert "is not a folder" in result.stderr
+    assert target.read_text() == "not a folder\n"
+
+
+def test_init_pki_rejects_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "real-pki"
+    product_ok(real, "init-pki")
+    link = tmp_path / "pki"
+    link.symlink_to(real)
+    before = pki_state(real)
+    # run_product resolves EASYRSA_PKI, so the link goes in through --pki.
+    result = product(real, f"--pki={link}", "init-pki")
+    assert result.returncode == 1
+    assert "symbolic link" in result.stderr
+    assert pki_state(real) == before
+
+
+def test_clean_all_is_init_pki(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    product_ok(pki, "init-pki")
+    product_ok(pki, "build-ca", "nopass")
+    product_ok(pki, "clean-all")
+    assert sorted(p.name for p in pki.iterdir()) == [
+        "issued",
+        "private",
+        "reqs",
+        "vars.example",
+    ]
+
+
+@pytest.mark.parametrize("arguments", [(), ("a.pem", "b.pem"), ("",)])
+def test_import_ca_usage(tmp_path: Path, arguments: tuple[str, ...]) -> None:
+    pki = tmp_path / "pki"
+    product_ok(pki, "init-pki")
+    product_ok(pki, "build-ca", "nopass")
+    before = pki_state(pki)
+    result = product(pki, "import-ca", *arguments)
+    assert result.returncode == 1
+    assert "Usage: import-ca FILE" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_renew_ca_needs_ca(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    product_ok(pki, "init-pki")
+    before = pki_state(pki)
+    result = product(pki, "renew-ca")
+    assert result.returncode == 1
+    assert "build-ca" in result.stderr
+    assert pki_state(pki) == before
