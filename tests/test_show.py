@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
     ExtendedKeyUsageOID,
@@ -25,6 +26,7 @@ from cryptography.x509.oid import (
 from pkitools import pki_state, run_product
 from reference import REPO_ROOT
 
+from easyrsa_py.names import SHORT_NAMES
 from easyrsa_py.x509_text import render_certificate, render_request
 
 FIXTURES = ("v3.1.0-rsa", "v3.2.2-ec", "v3.2.7-ed25519", "v3.2.7-rsa")
@@ -199,6 +201,58 @@ def test_request_with_extensions_matches_openssl(tmp_path: Path, key_name: str) 
     path.write_bytes(request.public_bytes(serialization.Encoding.PEM))
     for full in (False, True):
         assert render("req", path, full) == openssl_text("req", path, full)
+
+
+def every_named_attribute() -> x509.Name:
+    """Build a name with one attribute of each type easyrsa_py.names knows."""
+    two_letter = {"2.5.4.6", "1.3.6.1.4.1.311.60.2.1.3"}
+    return x509.Name(
+        [
+            x509.NameAttribute(x509.ObjectIdentifier(dotted), "DE" if dotted in two_letter else f"v{index}")
+            for index, dotted in enumerate(SHORT_NAMES)
+        ]
+    )
+
+
+NAME_FORMS = {
+    "multi-valued": x509.Name(
+        [
+            x509.RelativeDistinguishedName(
+                [x509.NameAttribute(NameOID.COMMON_NAME, "a"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "b")]
+            ),
+            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COUNTRY_NAME, "DE")]),
+        ]
+    ),
+    "string-types": x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Grüße", _ASN1Type.BMPString),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tele", _ASN1Type.T61String),
+            x509.NameAttribute(NameOID.LOCALITY_NAME, "ctrl\x01 tab\t", _ASN1Type.UTF8String),
+        ]
+    ),
+    "empty": x509.Name([]),
+    "unknown-oid": x509.Name([x509.NameAttribute(x509.ObjectIdentifier("1.2.3.4"), "x")]),
+    "every-attribute": every_named_attribute(),
+}
+
+
+@pytest.mark.parametrize("form", sorted(NAME_FORMS))
+def test_name_forms_match_openssl(tmp_path: Path, form: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "issuer")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(NAME_FORMS[form])
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime.datetime(2024, 1, 1))
+        .not_valid_after(datetime.datetime(2050, 1, 1))
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path / "name.crt"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    assert render("x509", path, False) == openssl_text("x509", path, False)
 
 
 # --- the commands, beside the real script ----------------------------------
