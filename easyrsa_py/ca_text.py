@@ -1,17 +1,21 @@
-"""The text block `openssl ca` writes before the PEM of each certificate it issues.
+"""The text blocks `openssl ca` and `openssl req -text` write before the PEM block.
 
 `openssl ca` (without -notext) prints the certificate with X509_print(),
 which differs from `openssl x509 -text` as easy-rsa's show-cert runs it
 only in the names: each is one line in the old X509_NAME_print() form,
-`C=DE, ST=Bayern, CN=alice/emailAddress=a@example.org`. The rest of the
-layout comes from x509_text.
+`C=DE, ST=Bayern, CN=alice/emailAddress=a@example.org`. `openssl req
+-text` prints the subject on one line in OpenSSL 3.0's default `utf8`
+name form, `C = DE, CN = alice`. The rest of the layout comes from
+x509_text.
 """
 
 from __future__ import annotations
 
 from cryptography import x509
 
-from easyrsa_py.names import subject_oneline
+from easyrsa_py.der import name_attributes
+from easyrsa_py.display import _decode, _escape_value
+from easyrsa_py.names import SHORT_NAMES, subject_oneline
 
 _NAME_FIELD_INDENT = "            "
 
@@ -68,3 +72,24 @@ def _replace_name_block(lines: list[str], title: str, text: str) -> list[str]:
     while end < len(lines) and lines[end].startswith(_NAME_FIELD_INDENT):
         end += 1
     return [*lines[:start], f"{heading} {text}", *lines[end:]]
+
+
+def utf8_name_text(name: x509.Name) -> str:
+    """Render a name as OpenSSL 3.0's default `-nameopt utf8` does: 'C = DE, CN = alice'."""
+    rdns = []
+    for rdn in name_attributes(name.public_bytes()):
+        parts = [
+            f"{SHORT_NAMES.get(dotted, dotted)} = {_escape_value(_decode(tag, value))}"
+            for dotted, tag, value in rdn
+        ]
+        rdns.append(" + ".join(parts))
+    return ", ".join(rdns)
+
+
+def render_request_text(request: x509.CertificateSigningRequest) -> str:
+    """Return the text `openssl req -text` writes before the PEM block, final newline included."""
+    from easyrsa_py.x509_text import render_request
+
+    lines = render_request(request, full=True).split("\n")
+    lines = _replace_name_block(lines, "Subject", utf8_name_text(request.subject))
+    return "\n".join(lines) + "\n"

@@ -154,9 +154,9 @@ def request_extensions(
 
 def request_text(request: x509.CertificateSigningRequest) -> str:
     """Return the text `openssl req -text` writes before the PEM block."""
-    from easyrsa_py.x509_text import render_request
+    from easyrsa_py.ca_text import render_request_text
 
-    return render_request(request, full=True) + "\n"
+    return render_request_text(request)
 
 
 # -- sign-req -----------------------------------------------------------------

@@ -394,3 +394,16 @@ def test_san_critical_with_san_differs(reference_for, pki_copy) -> None:
     assert reference_san.critical is False
     assert product_san.critical is True
     assert product_san.value == reference_san.value
+
+
+def test_gen_req_text_matches_openssl(pki_copy) -> None:
+    pki = pki_copy("v3.2.7-rsa")
+    result = run_product(pki, "--dn-mode=org", "gen-req", "rt1", "nopass", "text", env=ENABLE)
+    assert result.returncode == 0, result.stderr
+    path = pki / "reqs" / "rt1.req"
+    data = path.read_bytes()
+    openssl = subprocess.run(
+        ["openssl", "req", "-noout", "-text", "-in", str(path)], capture_output=True, check=True
+    )
+
+    assert data[: data.index(b"-----BEGIN")] == openssl.stdout
