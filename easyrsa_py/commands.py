@@ -525,7 +525,7 @@ _MORE_COMMANDS = (
     Command("set-ed-pass", _delegate("exports", "set_pass"), "set-ed-pass NAME [nopass|file]",
             "Same as 'set-pass'.", needs_ca=False),
     Command("export-p12", _delegate("exports", "export", "p12"),
-            "export-p12 NAME [nopass|noca|nokey|usefn]",
+            "export-p12 NAME [nopass|noca|nokey|nofn|legacy]",
             _EXPORT.format(what="a PKCS#12 bundle (key, certificate and CA)",
                            where="private/NAME.p12"), needs_ca=False),
     Command("export-p7", _delegate("exports", "export", "p7"), "export-p7 NAME [noca]",
@@ -580,11 +580,8 @@ NOT_YET_IMPLEMENTED = frozenset({
     "init-pki", "clean-all", "build-ca", "renew-ca", "self-sign-server", "self-sign-client",
     "gen-dh", "gen-req", "sign-req", "sign", "import-req", "import-ca", "import-tls-key",
     "build-client-full", "build-server-full", "build-serverClient-full", "renew", "expire",
-    "inline", "set-pass", "set-rsa-pass", "set-ec-pass", "set-ed-pass", "export-p1",
-    "export-p7", "export-p8", "export-p12", "show-req", "show-cert", "show-ca",
-    "show-host",
-    "verify-cert", "verify", "gen-tls-auth-key",
-    "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "upgrade",
+    "inline", "show-req", "show-cert", "show-ca", "show-host", "verify-cert", "verify",
+    "gen-tls-auth-key", "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "upgrade",
 })
 
 
