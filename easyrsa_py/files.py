@@ -7,11 +7,13 @@ server reading crl.pem) sees either the old file or the new one, never a
 partial one. A replaced file keeps its mode and owner, as easy-rsa's
 `cp -p` does for crl.pem.
 
-For tests only, the environment variable EASYRSA_PY_FAULT=POINT[:COUNT]
-makes the process kill itself with SIGKILL the COUNT-th time (default: the
-first) it reaches the named point of a write, so crash tests can stop a
-command between any two steps. FAULT_POINTS lists the points. The variable
-is read once, at import; when it is unset each point costs one comparison.
+For tests only, the environment variable EASYRSA_PY_FAULT=POINT[:COUNT[:ACTION]]
+acts the COUNT-th time (default: the first) the process reaches the named
+point of a write. ACTION `kill` (the default) makes the process kill itself
+with SIGKILL, so crash tests can stop a command between any two steps;
+`enospc` raises OSError(ENOSPC) there, as a full disk would. FAULT_POINTS
+lists the points. The variable is read once, at import; when it is unset
+each point costs one comparison.
 """
 
 from __future__ import annotations
@@ -42,38 +44,48 @@ FAULT_POINTS = (
 )
 
 
-def _parse_fault(text: str | None) -> tuple[str, int] | None:
+FAULT_ACTIONS = ("kill", "enospc")
+
+
+def _parse_fault(text: str | None) -> tuple[str, int, str] | None:
     """Parse EASYRSA_PY_FAULT, raising ValueError for a value a test mistyped."""
     if not text:
         return None
-    point, _, count_text = text.partition(":")
+    point, _, rest = text.partition(":")
+    count_text, _, action = rest.partition(":")
     count = 1
     if count_text:
         count = int(count_text) if count_text.isdigit() else 0
-    if point not in FAULT_POINTS or count < 1:
+    action = action or "kill"
+    if point not in FAULT_POINTS or count < 1 or action not in FAULT_ACTIONS:
         raise ValueError(
-            f"Invalid {FAULT_VARIABLE}={text!r}: expected POINT or POINT:COUNT with "
-            f"COUNT of 1 or more and POINT one of {', '.join(FAULT_POINTS)}."
+            f"Invalid {FAULT_VARIABLE}={text!r}: expected POINT[:COUNT[:ACTION]] with "
+            f"POINT one of {', '.join(FAULT_POINTS)}, COUNT of 1 or more and ACTION "
+            f"one of {', '.join(FAULT_ACTIONS)}."
         )
-    return point, count
+    return point, count, action
 
 
 _fault = _parse_fault(os.environ.get(FAULT_VARIABLE))
 
 
-def fault_point(point: str) -> None:
-    """Kill this process here if EASYRSA_PY_FAULT names this point and count.
+def fault_point(point: str, path: Path | None = None) -> None:
+    """Act here if EASYRSA_PY_FAULT names this point and count.
 
-    SIGKILL runs no cleanup, no `finally` and no lock release, as with an
-    OOM kill. Unlike a power cut, it loses no data the kernel has accepted.
+    The kill action's SIGKILL runs no cleanup, no `finally` and no lock
+    release, as with an OOM kill. Unlike a power cut, it loses no data the
+    kernel has accepted. The enospc action raises for `path`.
     """
     global _fault
     if _fault is None or _fault[0] != point:
         return
-    remaining = _fault[1] - 1
-    if remaining > 0:
-        _fault = (point, remaining)
+    name, count, action = _fault
+    if count > 1:
+        _fault = (name, count - 1, action)
         return
+    if action == "enospc":
+        _fault = None
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), None if path is None else str(path))
     import signal
 
     os.kill(os.getpid(), signal.SIGKILL)
@@ -143,11 +155,17 @@ def atomic_write_all(writes: list[tuple[Path, bytes, int | None]]) -> None:
         for temp_name, _ in prepared:
             _remove_quietly(Path(temp_name))
         raise
-    for temp_name, target in prepared:
-        fault_point("write-rename-before")
-        os.replace(temp_name, target)
-        fault_point("write-rename-after")
-        _fsync_dir(target.parent)
+    for position, (temp_name, target) in enumerate(prepared):
+        try:
+            fault_point("write-rename-before", target)
+            os.replace(temp_name, target)
+            fault_point("write-rename-after", target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            # Temporary files not yet renamed would otherwise stay behind.
+            for left_name, _ in prepared[position:]:
+                _remove_quietly(Path(left_name))
+            raise
         logger.debug("wrote %s", target)
 
 
@@ -164,7 +182,7 @@ def _write_temporary(target: Path, data: bytes, mode: int | None) -> str:
     else:
         target_mode = 0o666 & ~current_umask()
 
-    fault_point("write-temp-before")
+    fault_point("write-temp-before", target)
     fd, temp_name = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -174,7 +192,7 @@ def _write_temporary(target: Path, data: bytes, mode: int | None) -> str:
             if old is not None:
                 _keep_owner(handle.fileno(), old)
             os.fsync(handle.fileno())
-        fault_point("write-temp-after")
+        fault_point("write-temp-after", target)
     except OSError as error:
         _remove_quietly(Path(temp_name))
         # Report the target's name, not the temporary file's.
@@ -207,17 +225,28 @@ def write_with_backup(path: Path, data: bytes, suffix: str = ".old") -> None:
     OpenSSL `ca` keeps index.txt.old, index.txt.attr.old and serial.old the
     same way. OpenSSL renames the old file away before renaming the new one
     in, which leaves a moment with no index.txt at all. Here the backup is
-    written first and the target replaced atomically, so the target always
-    exists.
+    renamed in first and the target replaced atomically, so the target
+    always exists.
     """
-    backup = path.with_name(path.name + suffix)
-    try:
-        previous = path.read_bytes()
-    except FileNotFoundError:
-        previous = None
-    if previous is not None:
-        atomic_write(backup, previous, mode=os.stat(path).st_mode & 0o7777)
-    atomic_write(path, data)
+    write_all_with_backup([(path, data)], suffix)
+
+
+def write_all_with_backup(writes: list[tuple[Path, bytes]], suffix: str = ".old") -> None:
+    """Replace several files, keeping each one's previous content as `path + suffix`.
+
+    Backups and new contents are all written out before any rename, as in
+    atomic_write_all, so a full disk changes none of the files.
+    """
+    prepared: list[tuple[Path, bytes, int | None]] = []
+    for path, data in writes:
+        try:
+            previous = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        backup = path.with_name(path.name + suffix)
+        prepared.append((backup, previous, os.stat(path).st_mode & 0o7777))
+    prepared.extend((path, data, None) for path, data in writes)
+    atomic_write_all(prepared)
 
 
 def move_no_clobber(source: Path, target: Path) -> None:
@@ -231,7 +260,7 @@ def move_no_clobber(source: Path, target: Path) -> None:
     case by removing the old name. Without hard links, an existence check
     before the rename is the last fallback.
     """
-    fault_point("move-before")
+    fault_point("move-before", target)
     if not _rename_no_replace(source, target):
         _link_then_unlink(source, target)
     fault_point("move-after")
@@ -298,7 +327,7 @@ def _link_then_unlink(source: Path, target: Path) -> None:
 
 def remove_if_present(path: Path) -> bool:
     """Delete `path` if it exists; return whether a file was deleted."""
-    fault_point("remove-before")
+    fault_point("remove-before", path)
     try:
         path.unlink()
     except FileNotFoundError:
@@ -310,7 +339,7 @@ def remove_if_present(path: Path) -> bool:
 
 def make_dirs(path: Path, mode: int = 0o777) -> None:
     """Create `path` and its parents; the umask applies as with `mkdir -p`."""
-    fault_point("mkdir-before")
+    fault_point("mkdir-before", path)
     path.mkdir(mode=mode, parents=True, exist_ok=True)
 
 

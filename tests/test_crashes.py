@@ -37,7 +37,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,9 +44,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from forked_cli import run_forked
 from pkitools import product_command, product_env, read_index, run_product
 
-from easyrsa_py import cli, files
 from easyrsa_py.errors import EXIT_LOCK
 from easyrsa_py.files import FAULT_POINTS, FAULT_VARIABLE
 
@@ -158,46 +157,6 @@ def run_case(pki: Path, case: Case, fault: str | None = None) -> subprocess.Comp
     """Run the case as a new process, with EASYRSA_PY_FAULT set to `fault`."""
     env = {FAULT_VARIABLE: fault} if fault else None
     return run_product(pki, *case.command, env=env)
-
-
-def run_forked(pki: Path, arguments: list[str], fault: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run easyrsa_py in a forked child of this process, as `run_case` runs it in a new one.
-
-    The child inherits the imported modules and so skips interpreter
-    start-up, which matters for the hundreds of runs of the fault-point
-    tests. The child sets the fault directly, to the value that files.py
-    parses from EASYRSA_PY_FAULT at import.
-    """
-    with tempfile.TemporaryDirectory(prefix="crash-home-") as home, tempfile.TemporaryFile() as errors:
-        pid = os.fork()
-        if pid == 0:
-            _run_child(pki, Path(home), arguments, fault, errors.fileno())
-        _, status = os.waitpid(pid, 0)
-        errors.seek(0)
-        stderr = errors.read().decode("utf-8", "replace")
-    return subprocess.CompletedProcess(arguments, os.waitstatus_to_exitcode(status), "", stderr)
-
-
-def _run_child(pki: Path, home: Path, arguments: list[str], fault: str | None, errors_fd: int) -> None:
-    """Run the CLI in the forked child and leave with its exit code, whatever happens.
-
-    The child must never return into pytest, so every exception ends it too.
-    """
-    code = 70
-    try:
-        os.chdir(home)
-        os.environ.clear()
-        os.environ.update(product_env(pki, home))
-        with open(os.devnull) as stdin, open(os.devnull, "w") as stdout:
-            sys.stdin, sys.stdout = stdin, stdout
-            sys.stderr = os.fdopen(errors_fd, "w", closefd=False)
-            files._fault = files._parse_fault(fault)
-            code = cli.main(arguments)
-            sys.stderr.flush()
-    except BaseException as error:  # noqa: BLE001 - reported through stderr and exit code 70
-        os.write(errors_fd, f"child failed: {error!r}".encode())
-    finally:
-        os._exit(code)
 
 
 def measure_outcomes(case: Case, pki_copy) -> Outcomes:
