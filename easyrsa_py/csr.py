@@ -3,7 +3,7 @@
 gen-req in easy-rsa 3.2.7 runs `openssl req -new` with easy-rsa's config.
 The subject has the common name alone (EASYRSA_DN=cn_only) or the
 organisational fields then the common name (EASYRSA_DN=org). Without
---batch, OpenSSL asks for each field on stderr with the prompt lines
+--batch, OpenSSL prompts for each field on stderr with the prompt lines
 below, which scripts answer: an empty line keeps the default shown in
 brackets and '.' leaves the field out.
 """
@@ -58,7 +58,7 @@ class SubjectField:
 
 
 # The fields and prompts of the [cn_only] and [org] sections of easy-rsa
-# 3.2.7's openssl-easyrsa.cnf, in the order OpenSSL asks for them.
+# 3.2.7's openssl-easyrsa.cnf, in the order OpenSSL prompts for them.
 _COMMON_NAME = SubjectField(
     NameOID.COMMON_NAME, "Common Name (eg: your user, host, or server name)", max_length=64
 )

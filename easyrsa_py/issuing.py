@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The types easy-rsa 3.2.7's sign-req knows without a warning.
+# The types easy-rsa 3.2.7's sign-req accepts without a warning.
 _KNOWN_TYPES = ("ca", "server", "serverClient", "client", "codeSigning", "code-signing", "email", "kdc")
 
 

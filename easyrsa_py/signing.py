@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.x509.oid import NameOID
 
 from easyrsa_py import files, profiles
-from easyrsa_py.errors import EasyRSAError, FileFormatError, UsageError
+from easyrsa_py.errors import EasyRSAError, UsageError
 from easyrsa_py.index import (
     STATUS_VALID,
     IndexDatabase,
@@ -351,13 +351,13 @@ def apply_policy(name: x509.Name, preserve: bool) -> x509.Name:
             raise SigningError("The request's emailAddress is not an IA5String, which OpenSSL requires.")
     if preserve:
         return name
-    kept = [
+    policy_rdns = [
         x509.RelativeDistinguishedName([attribute])
         for oid in _POLICY
         for attribute in attributes
         if attribute.oid == oid
     ]
-    return x509.Name(kept)
+    return x509.Name(policy_rdns)
 
 
 def request_common_name(name: x509.Name) -> str:
@@ -454,7 +454,7 @@ def subject_alt_name_text(options: SigningOptions, common_name: str) -> str | No
 def _san_line(options: SigningOptions, common_name: str) -> profiles.ProfileLine | None:
     # NOTE: easy-rsa 3.2.7 leaves a --san subjectAltName non-critical even
     # with --san-crit, and marks only --auto-san's critical. easyrsa_py
-    # marks both, because --san-crit asks for it.
+    # marks both, because --san-crit requests it.
     text = subject_alt_name_text(options, common_name)
     if text is None:
         return None
@@ -589,19 +589,38 @@ def record_certificate(
     text: bool,
 ) -> SignedCertificate:
     """Write the index row, serial files, certs_by_serial copy and issued/NAME.crt."""
+    issued = layout.issued_cert(name)
+    if issued.exists():
+        raise SigningError(f"Cannot sign '{name}': the certificate {issued} already exists.")
     attributes = _read_attributes(layout)
     subject_text = subject_oneline(certificate.subject)
     _check_unique_subject(database, attributes, subject_text)
+
     row = IndexRow.issued(
         format_openssl_time(certificate.not_valid_after_utc), certificate.serial_number, subject_text
     )
     old_index = database.to_bytes()
     database.append(row)
-    issued = layout.issued_cert(name)
-    if issued.exists():
-        raise SigningError(f"Cannot sign '{name}': the certificate {issued} already exists.")
-    content = certificate_file_bytes(certificate, text)
     by_serial = layout.root / "certs_by_serial" / f"{serial_hex(certificate.serial_number)}.pem"
+    content = certificate_file_bytes(certificate, text)
+
+    writes = _database_writes(layout, old_index, database, attributes, allocation)
+    writes += [(by_serial, content, None), (issued, content, None)]
+    files.make_dirs(issued.parent)
+    files.make_dirs(by_serial.parent)
+    files.atomic_write_all(writes)
+    logger.info("Issued %s with serial %s", issued, row.serial)
+    return SignedCertificate(certificate, issued, certificate.serial_number, row)
+
+
+def _database_writes(
+    layout: PKILayout,
+    old_index: bytes,
+    database: IndexDatabase,
+    attributes: Mapping[str, str],
+    allocation: SerialAllocation,
+) -> list[tuple[Path, bytes, int | None]]:
+    """List the .old copies, then index.txt, index.txt.attr and serial, as OpenSSL rotates them."""
     writes: list[tuple[Path, bytes, int | None]] = [
         (_with_suffix(layout.index, ".old"), old_index, None),
         (_with_suffix(layout.serial, ".old"), allocation.serial_old, None),
@@ -612,14 +631,8 @@ def record_certificate(
         (layout.index, database.to_bytes(), None),
         (layout.index_attr, format_attr(attributes), None),
         (layout.serial, allocation.serial_file, None),
-        (by_serial, content, None),
-        (issued, content, None),
     ]
-    files.make_dirs(issued.parent)
-    files.make_dirs(by_serial.parent)
-    files.atomic_write_all(writes)
-    logger.info("Issued %s with serial %s", issued, row.serial)
-    return SignedCertificate(certificate, issued, certificate.serial_number, row)
+    return writes
 
 
 def _with_suffix(path: Path, suffix: str) -> Path:
@@ -747,12 +760,3 @@ def _confirmation_san(
 
     return heading + ", ".join(general_name_text(name) for name in names.value)
 
-
-def read_request_file(path: Path) -> x509.CertificateSigningRequest:
-    """Load and verify a request, wrapping unexpected parse errors as FileFormatError."""
-    from easyrsa_py.csr import load_request
-
-    try:
-        return load_request(path)
-    except ValueError as error:
-        raise FileFormatError(path, None, str(error)) from None
