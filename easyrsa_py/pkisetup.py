@@ -1,41 +1,48 @@
-"""Create and reset a PKI and its CA: init-pki, build-ca, renew-ca, self-sign-*, import-ca.
+"""The CA commands: build-ca, renew-ca, self-sign-server, self-sign-client and import-ca.
 
-The files, folders and messages follow easy-rsa 3.2.7, so the real script
-can keep working on a PKI these commands made. Where 3.2.7 can lose data
-(init-pki on a folder that is not a PKI, build-ca over an index with
-records), these commands reject the input instead.
+init-pki and clean-all live in `easyrsa_py.pkiinit` and are re-exported
+here for the command table. The files, folders and messages follow
+easy-rsa 3.2.7, so the real script can keep working on a CA these commands
+made. Where 3.2.7 loses data or writes a certificate that breaks a chain
+(build-ca over an index with records, renew-ca of a sub-CA), these
+commands reject the input instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import getpass
 import logging
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from easyrsa_py import csr, keys, profiles
+from easyrsa_py import keys
+from easyrsa_py.cacert import (
+    ca_extensions,
+    ca_subject,
+    certificate_pem,
+    certificate_text,
+    critical_from_settings,
+    hash_for_digest,
+    self_signed_certificate,
+    signature_hash,
+)
 from easyrsa_py.certificate import read_certificate
 from easyrsa_py.errors import (
-    EasyRSAError,
     FileFormatError,
     PassphraseError,
     UsageError,
 )
 from easyrsa_py.files import atomic_write, atomic_write_all, make_dirs
-from easyrsa_py.lock import LOCK_FILE_NAME, PKILock
-from easyrsa_py.names import attribute_short_name, attribute_value_bytes
 from easyrsa_py.passphrase import read_line_unbuffered, read_passphrase
 from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
+from easyrsa_py.pkiinit import PKIConflict, init_pki
 from easyrsa_py.x509_text import render_certificate
 
 if TYPE_CHECKING:
@@ -50,541 +57,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class PKIConflict(EasyRSAError):
-    """The command would overwrite or delete something it must keep."""
-
-
-# --- init-pki ------------------------------------------------------------------
-
-# Entries easy-rsa 3.0 to 3.2.7 and easyrsa_py put at the top of a PKI folder.
-# init-pki deletes a folder only when every entry is one of these, so a
-# mistyped --pki that names a home or project folder is never deleted.
-_PKI_ENTRIES = frozenset(
-    {
-        "private",
-        "reqs",
-        "issued",
-        "certs_by_serial",
-        "revoked",
-        "renewed",
-        "expired",
-        "inline",
-        "x509-types",
-        "ecparams",
-        "ca.crt",
-        "crl.pem",
-        "crl.der",
-        "dh.pem",
-        "index.txt",
-        "index.txt.old",
-        "index.txt.attr",
-        "index.txt.attr.old",
-        "serial",
-        "serial.old",
-        "vars",
-        "vars.example",
-        "openssl-easyrsa.cnf",
-        "safessl-easyrsa.cnf",
-        "lock.file",
-        "peer-fp.mode",
-        "expired-ca.list",
-        "easyrsa-keepsafe-tls.key",
-        ".rand",
-        "extensions.temp",
-    }
-)
-# Temporary names easy-rsa's sessions and easyrsa_py's atomic writes use.
-_TEMPORARY_PREFIXES = ("easy-rsa-", "temp.")
-_TEMPORARY_SUFFIXES = (".tmp",)
-
-# What easy-rsa 3.2.2's 'init-pki soft' removes: everything but reqs/, vars
-# and unknown files, so the requests can be signed again by a new CA.
-_SOFT_RESET_ENTRIES = (
-    "ca.crt",
-    "crl.pem",
-    "issued",
-    "private",
-    "inline",
-    "revoked",
-    "renewed",
-    "expired",
-    "serial",
-    "serial.old",
-    "index.txt",
-    "index.txt.old",
-    "index.txt.attr",
-    "index.txt.attr.old",
-    "certs_by_serial",
-)
-_TLS_KEY = Path("private") / "easyrsa-tls.key"
-_KEPT_TLS_KEY = "easyrsa-keepsafe-tls.key"
-
-_DEFAULT_CURVES = {"ec": "secp384r1", "ed": "ed25519"}
-
-
-@dataclass(frozen=True)
-class InitRequest:
-    """The parsed arguments of init-pki: the reset kind and the algorithm for pki/vars."""
-
-    soft: bool
-    algo: str
-    curve: str | None
-
-
-def parse_init_arguments(arguments: list[str], settings: Settings) -> InitRequest:
-    """Parse 3.2.7's algorithm and curve words and 3.2.2's soft and hard words.
-
-    An `ec` or `ed` word picks that algorithm with its default curve; any
-    other word is a curve name, and the algorithm follows from it, as in
-    easy-rsa 3.2.7. The words override --algo and --curve.
-    """
-    soft = False
-    algo = settings.algo
-    curve = settings.curve if algo != "rsa" else None
-    for word in arguments:
-        if word in ("soft", "soft-reset"):
-            soft = True
-        elif word in ("hard", "hard-reset"):
-            soft = False
-        elif word == "rsa":
-            algo, curve = "rsa", None
-        elif word in _DEFAULT_CURVES:
-            algo, curve = word, _DEFAULT_CURVES[word]
-        elif word:
-            algo, curve = ("ed" if word.startswith("ed") else "ec"), word
-    if algo == "rsa" and settings.curve and not arguments:
-        raise UsageError(
-            f"The curve {settings.curve!r} (EASYRSA_CURVE, --curve) cannot be used with "
-            "algo 'rsa'. Remove it, or choose --algo=ec or --algo=ed."
-        )
-    # Generating a throw-away key is the check that the curve exists.
-    check = dataclasses.replace(settings, algo=algo, curve=curve)
-    if algo != "rsa":
-        keys.generate_private_key(check)
-    return InitRequest(soft=soft, algo=algo, curve=curve)
-
-
-def check_pki_path(root: Path) -> None:
-    """Reject a PKI path that init-pki must never delete or replace.
-
-    The rule: the path may not be the file system root, the user's home,
-    the working folder or one of its parents, nor a symbolic link; an
-    existing folder may contain only entries an easy-rsa PKI has.
-    """
-    if root.is_symlink():
-        raise PKIConflict(
-            f"The PKI path {root} is a symbolic link. Point --pki at the folder it names, "
-            "or remove the link, then run init-pki again."
-        )
-    resolved = root.resolve()
-    protected = {
-        Path("/"),
-        Path.home().resolve(),
-        *Path.cwd().resolve().parents,
-        Path.cwd().resolve(),
-    }
-    if resolved in protected:
-        raise PKIConflict(
-            f"Invalid PKI {root}: init-pki never deletes the root folder, the home folder or the "
-            "working folder and its parents. Choose a dedicated folder with --pki."
-        )
-    if root.exists() and not root.is_dir():
-        raise PKIConflict(
-            f"The PKI path {root} exists and is not a folder. Move it away first."
-        )
-    if root.is_dir():
-        unknown = sorted(
-            entry.name for entry in root.iterdir() if not _is_pki_entry(entry.name)
-        )
-        if unknown:
-            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            raise PKIConflict(
-                f"The folder {root} is not an easy-rsa PKI: it contains {shown}. init-pki only "
-                "deletes folders that hold nothing but PKI files. Move those entries away, or "
-                "choose another folder with --pki."
-            )
-
-
-def _is_pki_entry(name: str) -> bool:
-    return (
-        name in _PKI_ENTRIES
-        or name.startswith(_TEMPORARY_PREFIXES)
-        or name.endswith(_TEMPORARY_SUFFIXES)
-    )
-
-
-def init_pki(context: Context, arguments: list[str]) -> int:
-    """Create an empty PKI, replacing an existing one after confirmation."""
-    settings, console = context.settings, context.console
-    request = parse_init_arguments(arguments, settings)
-    root = settings.pki_dir
-    check_pki_path(root)
-    if root.is_dir():
-        _confirm_removal(console, root, request)
-        lock = None if settings.no_lockfile else PKILock(root)
-        if lock is not None:
-            lock.acquire()
-        try:
-            _clear_pki(root, request.soft)
-            _write_new_pki(root, request)
-        finally:
-            if lock is not None:
-                lock.release()
-    else:
-        _write_new_pki(root, request)
-    console.notice(
-        "'init-pki' complete; you may now create a CA or requests.\n\n"
-        f"Your newly created PKI dir is:\n* {root}"
-    )
-    if request.algo != "rsa":
-        console.notice(
-            f"IMPORTANT: PKI algorithm is {_auto_configured(request)}\n\n"
-            f"Using the auto-configured vars file:\n* {root / 'vars'}"
-        )
-    return 0
-
-
-def _auto_configured(request: InitRequest) -> str:
-    kind = "Elliptic" if request.algo == "ec" else "Edwards"
-    return f"Auto-configured for {kind} curve '{request.curve}'"
-
-
-def _confirm_removal(console: Console, root: Path, request: InitRequest) -> None:
-    # The prompt and the word are easy-rsa 3.2.7's, which scripts answer.
-    partially = "PARTIALLY " if request.soft else ""
-    auto = f" {_auto_configured(request)}" if request.algo != "rsa" else " "
-    console.confirm(
-        "Confirm removal: ",
-        "yes",
-        f"\nWARNING!!!\n\nYou are about to {partially}remove the EASYRSA_PKI at:\n* {root}\n\n"
-        f"and initialize a fresh PKI here.{auto}",
-    )
-
-
-def _clear_pki(root: Path, soft: bool) -> None:
-    """Delete the PKI's entries except the lock file; a soft reset keeps reqs/ and vars."""
-    tls_key = _read_tls_key(root) if soft else None
-    names = _SOFT_RESET_ENTRIES if soft else [entry.name for entry in root.iterdir()]
-    for name in names:
-        if name == LOCK_FILE_NAME:
-            continue
-        path = root / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-    if tls_key is not None:
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
-        header = f"# Easy-RSA TLS Key: {stamp}\n# DO NOT DELETE\n\n".encode()
-        atomic_write(
-            root / _KEPT_TLS_KEY, header + tls_key.rstrip(b"\n") + b"\n", mode=0o600
-        )
-
-
-def _read_tls_key(root: Path) -> bytes | None:
-    """Return the TLS key a soft reset must keep, rejecting two different saved keys."""
-    current = root / _TLS_KEY
-    kept = root / _KEPT_TLS_KEY
-    if not current.is_file():
-        return None
-    data = current.read_bytes()
-    if kept.is_file() and _strip_comments(kept.read_bytes()) != _strip_comments(data):
-        raise PKIConflict(
-            f"The TLS keys {current} and {kept} differ, and only one of them is in use. "
-            "Delete the one your VPN no longer uses, then run init-pki soft again."
-        )
-    return data
-
-
-def _strip_comments(data: bytes) -> bytes:
-    lines = [
-        line for line in data.splitlines() if line.strip() and not line.startswith(b"#")
-    ]
-    return b"\n".join(lines)
-
-
-def _write_new_pki(root: Path, request: InitRequest) -> None:
-    for folder in ("issued", "private", "reqs"):
-        make_dirs(root / folder)
-    writes: list[tuple[Path, bytes, int | None]] = [
-        (root / "vars.example", vars_text(None).encode(), None)
-    ]
-    if request.algo != "rsa":
-        writes.append((root / "vars", vars_text(request).encode(), None))
-    atomic_write_all(writes)
-
-
-def vars_text(request: InitRequest | None) -> str:
-    """Return the vars template, with the algorithm lines set when `request` picks ec or ed.
-
-    The file holds only comments and `set_var` lines, so easy-rsa reads it
-    the same way as easyrsa_py does.
-    """
-    algo_line = "#set_var EASYRSA_ALGO\t\trsa"
-    curve_line = "#set_var EASYRSA_CURVE\t\tsecp384r1"
-    if request is not None and request.algo != "rsa":
-        note = f"   # -->  {_auto_configured(request)}"
-        algo_line = f"set_var EASYRSA_ALGO {request.algo}{note}"
-        curve_line = f"set_var EASYRSA_CURVE {request.curve}{note}"
-    return _VARS_TEMPLATE.format(algo_line=algo_line, curve_line=curve_line)
-
-
-_VARS_TEMPLATE = """\
-# Settings for this PKI, read by easyrsa_py and by the easy-rsa script.
-#
-# Each setting is a line `set_var NAME value`. A line that starts with '#'
-# is a comment, so every setting below keeps its built-in default until you
-# remove the '#'. The command line and the environment take priority over
-# set_var. A `force_set_var NAME value` line takes priority over both.
-# Quote a value that contains spaces: set_var EASYRSA_REQ_ORG "Example Inc".
-#
-# This file is data: easyrsa_py rejects shell code in it (see --force-vars).
-
-# The OpenSSL program the easy-rsa script runs. easyrsa_py runs no program.
-#set_var EASYRSA_OPENSSL\t"openssl"
-
-# The subject of new requests: "cn_only" (the common name alone) or "org"
-# (country, province, city, organization, unit, common name and email).
-#set_var EASYRSA_DN\t"cn_only"
-
-# The fields of an "org" subject. An empty value leaves the field out.
-#set_var EASYRSA_REQ_COUNTRY\t"US"
-#set_var EASYRSA_REQ_PROVINCE\t"California"
-#set_var EASYRSA_REQ_CITY\t"San Francisco"
-#set_var EASYRSA_REQ_ORG\t"Copyleft Certificate Co"
-#set_var EASYRSA_REQ_EMAIL\t"me@example.net"
-#set_var EASYRSA_REQ_OU\t\t"My Organizational Unit"
-
-# Keep the field order of a request's subject when it is signed.
-#set_var EASYRSA_PRESERVE_DN\t1
-
-# Write new private keys without a passphrase.
-#set_var EASYRSA_NO_PASS\t1
-
-# The size in bits of new RSA keys.
-#set_var EASYRSA_KEY_SIZE\t2048
-
-# The key algorithm: rsa, ec (elliptic curve) or ed (Edwards curve), and
-# the curve for ec and ed, such as secp384r1, prime256v1, ed25519 or ed448.
-{algo_line}
-{curve_line}
-
-# How many days a new CA certificate is valid.
-#set_var EASYRSA_CA_EXPIRE\t3650
-
-# How many days a newly signed certificate is valid.
-#set_var EASYRSA_CERT_EXPIRE\t825
-
-# How many days a new CRL is valid; publish a new one before then.
-#set_var EASYRSA_CRL_DAYS\t180
-
-# Random serial numbers ("yes") or sequential ones from pki/serial ("no").
-#set_var EASYRSA_RAND_SN\t"yes"
-
-# show-expire lists certificates that expire within this many days.
-#set_var EASYRSA_PRE_EXPIRY_WINDOW\t90
-
-# Add the common name as a subjectAltName when signing.
-#set_var\tEASYRSA_AUTO_SAN\t1
-
-# Mark these extensions critical in the certificates signed.
-#set_var\tEASYRSA_BC_CRIT\t\t1
-#set_var\tEASYRSA_KU_CRIT\t\t1
-#set_var\tEASYRSA_EKU_CRIT\t1
-#set_var\tEASYRSA_SAN_CRIT\t1
-
-# Do not write the inline files for OpenVPN in pki/inline.
-#set_var\tEASYRSA_NO_INLINE\t1
-"""
-
-
-# --- the CA certificate -------------------------------------------------------
-
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1,
-    "sha224": hashes.SHA224,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-    "sha512-224": hashes.SHA512_224,
-    "sha512-256": hashes.SHA512_256,
-    "sha3-224": hashes.SHA3_224,
-    "sha3-256": hashes.SHA3_256,
-    "sha3-384": hashes.SHA3_384,
-    "sha3-512": hashes.SHA3_512,
-}
-
-# The [ easyrsa_ca ] section of easy-rsa 3.2.7's openssl-easyrsa.cnf. The
-# x509-types `ca` and COMMON profiles and EASYRSA_EXTRA_EXTS are inserted
-# after it, and their lines replace these lines of the same name.
-_CA_CONFIG_SECTION = """\
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always,issuer:always
-basicConstraints = CA:true
-keyUsage = cRLSign, keyCertSign
-"""
-
-
-def signature_hash(
-    digest: str, key: CertificateIssuerPrivateKeyTypes
-) -> hashes.HashAlgorithm | None:
-    """Return the hash for EASYRSA_DIGEST, or None for Ed25519 and Ed448 keys, which take none."""
-    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
-        return None
-    return hash_for_digest(digest)
-
-
-def hash_for_digest(digest: str) -> hashes.HashAlgorithm:
-    """Return the hash EASYRSA_DIGEST names, raising UsageError for an unknown name."""
-    algorithm = _HASHES.get(digest.lower())
-    if algorithm is None:
-        raise UsageError(
-            f"Invalid digest {digest!r} (EASYRSA_DIGEST, --digest): use one of {', '.join(_HASHES)}."
-        )
-    return algorithm()
-
-
-def ca_subject(settings: Settings, common_name: str) -> x509.Name:
-    """Build the subject for EASYRSA_DN with `common_name`, as gen-req builds it in batch mode."""
-    return csr.build_subject(csr.subject_defaults(settings, common_name))
-
-
-def ca_extensions(
-    settings: Settings,
-    key: CertificateIssuerPrivateKeyTypes,
-    subject: x509.Name,
-    serial: int,
-    critical: frozenset[str] = frozenset(),
-) -> list[x509.Extension[x509.ExtensionType]]:
-    """Build the extensions of a self-signed CA certificate from the `ca` and COMMON profiles.
-
-    `critical` names extensions ("basicConstraints", "keyUsage") to mark
-    critical in the `ca` profile, as --bc-crit and --ku-crit do.
-    """
-    folders = profiles.search_folders(
-        settings.pki_dir, settings.easyrsa_dir, settings.raw
-    )
-    profile = profiles.load_profile("ca", folders)
-    type_lines = list(profile.lines)
-    for name in sorted(critical):
-        type_lines = profiles.make_critical(type_lines, name)
-    extra_text = settings.raw.get("EASYRSA_EXTRA_EXTS")
-    extra = (
-        profiles.profile_lines(extra_text, "EASYRSA_EXTRA_EXTS") if extra_text else ()
-    )
-    lines = profiles.merge_lines(
-        profiles.profile_lines(
-            _CA_CONFIG_SECTION, "openssl-easyrsa.cnf [ easyrsa_ca ]"
-        ),
-        type_lines,
-        profiles.load_profile("COMMON", folders).lines,
-        extra,
-    )
-    public_key = key.public_key()
-    context = profiles.ExtensionContext(
-        subject_public_key=public_key,  # type: ignore[arg-type]
-        issuer_name=subject,
-        issuer_public_key=public_key,  # type: ignore[arg-type]
-        serial_number=serial,
-        environment=dict(settings.raw),
-    )
-    return profiles.build_extensions(lines, context, profile.sections)
-
-
-def _critical_from_settings(settings: Settings) -> frozenset[str]:
-    names = []
-    if settings.raw.get("EASYRSA_BC_CRIT"):
-        names.append("basicConstraints")
-    if settings.raw.get("EASYRSA_KU_CRIT"):
-        names.append("keyUsage")
-    return frozenset(names)
-
-
-def self_signed_certificate(
-    key: CertificateIssuerPrivateKeyTypes,
-    subject: x509.Name,
-    days: int,
-    digest: str,
-    extensions: list[x509.Extension[x509.ExtensionType]],
-    serial: int,
-    not_before: datetime.datetime | None = None,
-    not_after: datetime.datetime | None = None,
-) -> x509.Certificate:
-    """Sign a certificate for `key` with itself, as `openssl req -x509` does."""
-    start = not_before or datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())  # type: ignore[arg-type]
-        .serial_number(serial)
-        .not_valid_before(start)
-        .not_valid_after(not_after or start + datetime.timedelta(days=days))
-    )
-    for extension in extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
-    return builder.sign(key, signature_hash(digest, key))  # type: ignore[arg-type]
-
-
-def _pem(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def certificate_text(certificate: x509.Certificate) -> str:
-    """Render the certificate as `openssl x509 -text` and `openssl req -x509 -text` print it.
-
-    Those print each name on one line, "CN = alice, O = Example", unlike
-    the multi-line names of show-cert. The result ends with a newline.
-    """
-    lines = render_certificate(certificate, full=True).split("\n")
-    for title, name in (
-        ("Issuer", certificate.issuer),
-        ("Subject", certificate.subject),
-    ):
-        heading = f"        {title}:"
-        start = lines.index(heading)
-        end = start + 1
-        while end < len(lines) and lines[end].startswith(
-            heading.replace(title + ":", "    ")
-        ):
-            end += 1
-        lines[start:end] = [f"{heading} {spaced_oneline(name)}"]
-    return "\n".join(lines) + "\n"
-
-
-# RFC 2253 special characters: OpenSSL quotes a value that contains one.
-_QUOTED_SPECIALS = frozenset(b",+;<>")
-
-
-def spaced_oneline(name: x509.Name) -> str:
-    """Render a name as OpenSSL 3.0's default -nameopt oneline does: "CN = a, O = b".
-
-    Values with RFC 2253 special characters are quoted, '"' and '\\' are
-    escaped with a backslash, and bytes outside printable ASCII become \\XX.
-    """
-    rdns = []
-    for rdn in name.rdns:
-        parts = [
-            f"{attribute_short_name(item.oid)} = {_oneline_value(attribute_value_bytes(item))}"
-            for item in rdn
-        ]
-        rdns.append(" + ".join(parts))
-    return ", ".join(rdns)
-
-
-def _oneline_value(data: bytes) -> str:
-    # NOTE: checked against OpenSSL 3.0 for UTF-8, quotes and special
-    # characters; leading '#' and leading or trailing spaces are not.
-    text = []
-    for byte in data:
-        if byte < 0x20 or byte >= 0x7F:
-            text.append(f"\\{byte:02X}")
-        elif byte in b'"\\':
-            text.append("\\" + chr(byte))
-        else:
-            text.append(chr(byte))
-    value = "".join(text)
-    return f'"{value}"' if _QUOTED_SPECIALS & set(data) else value
+__all__ = ["build_ca", "import_ca", "init_pki", "renew_ca", "self_sign"]
 
 
 # --- build-ca ------------------------------------------------------------------
@@ -677,12 +150,12 @@ def build_ca(context: Context, arguments: list[str]) -> int:
         output = layout.ca_cert
         serial = x509.random_serial_number()
         extensions = ca_extensions(
-            settings, key, subject, serial, _critical_from_settings(settings)
+            settings, key, subject, serial, critical_from_settings(settings)
         )
         certificate = self_signed_certificate(
             key, subject, settings.ca_expire, settings.digest, extensions, serial
         )
-        output_pem = _pem(certificate)
+        output_pem = certificate_pem(certificate)
         if settings.raw.get("EASYRSA_TEXT_ON"):
             # --text: easy-rsa 3.2.7 passes -text to `openssl req -x509`.
             output_pem = certificate_text(certificate).encode() + output_pem
@@ -860,7 +333,7 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
     atomic_write_all(
         [
             (archive, _expired_ca_list(archive, old), None),
-            (layout.ca_cert, _pem(new), None),
+            (layout.ca_cert, certificate_pem(new), None),
         ]
     )
     console.notice(
@@ -960,7 +433,7 @@ def _expired_ca_list(archive: Path, old: x509.Certificate) -> bytes:
     is what easy-rsa 3.2.7 writes.
     """
     header = _EXPIRED_CA_HEADER + b"\n" + _EXPIRED_CA_RULE + b"\n\n"
-    entry = certificate_text(old).encode() + _pem(old)
+    entry = certificate_text(old).encode() + certificate_pem(old)
     try:
         previous = archive.read_bytes()
     except FileNotFoundError:
@@ -1000,7 +473,9 @@ def import_ca(context: Context, arguments: list[str]) -> int:
     previous = target.read_bytes() if target.is_file() else _EXTERNAL_CA_HEADER
     # easy-rsa 3.2.7 writes the text of `openssl x509 -text -nameopt multiline`.
     entry = (
-        render_certificate(certificate, full=True).encode() + b"\n" + _pem(certificate)
+        render_certificate(certificate, full=True).encode()
+        + b"\n"
+        + certificate_pem(certificate)
     )
     atomic_write(target, previous + entry)
     context.console.notice(f"External CA successfully imported into: {target}")
@@ -1054,7 +529,7 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
             (layout.private_key(name), keys.private_key_pem(key, passphrase), 0o600),
             (
                 layout.issued_cert(name),
-                certificate_text(certificate).encode() + _pem(certificate),
+                certificate_text(certificate).encode() + certificate_pem(certificate),
                 None,
             ),
             (layout.root / "peer-fp.mode", _PEER_FINGERPRINT_MARK, None),

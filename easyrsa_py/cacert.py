@@ -1,0 +1,213 @@
+"""Self-signed certificates: the CA's, its extensions and subject, and their text.
+
+build-ca, renew-ca and the self-sign commands build certificates that are
+signed by their own key, as `openssl req -x509` makes them for easy-rsa.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+
+from easyrsa_py import csr, profiles
+from easyrsa_py.errors import UsageError
+from easyrsa_py.names import attribute_short_name, attribute_value_bytes
+from easyrsa_py.x509_text import render_certificate
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import (
+        CertificateIssuerPrivateKeyTypes,
+    )
+
+    from easyrsa_py.settings import Settings
+
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+    "sha512-224": hashes.SHA512_224,
+    "sha512-256": hashes.SHA512_256,
+    "sha3-224": hashes.SHA3_224,
+    "sha3-256": hashes.SHA3_256,
+    "sha3-384": hashes.SHA3_384,
+    "sha3-512": hashes.SHA3_512,
+}
+
+# The [ easyrsa_ca ] section of easy-rsa 3.2.7's openssl-easyrsa.cnf. The
+# x509-types `ca` and COMMON profiles and EASYRSA_EXTRA_EXTS are inserted
+# after it, and their lines replace these lines of the same name.
+_CA_CONFIG_SECTION = """\
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always,issuer:always
+basicConstraints = CA:true
+keyUsage = cRLSign, keyCertSign
+"""
+
+
+def signature_hash(
+    digest: str, key: CertificateIssuerPrivateKeyTypes
+) -> hashes.HashAlgorithm | None:
+    """Return the hash for EASYRSA_DIGEST, or None for Ed25519 and Ed448 keys, which take none."""
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+        return None
+    return hash_for_digest(digest)
+
+
+def hash_for_digest(digest: str) -> hashes.HashAlgorithm:
+    """Return the hash EASYRSA_DIGEST names, raising UsageError for an unknown name."""
+    algorithm = _HASHES.get(digest.lower())
+    if algorithm is None:
+        raise UsageError(
+            f"Invalid digest {digest!r} (EASYRSA_DIGEST, --digest): use one of {', '.join(_HASHES)}."
+        )
+    return algorithm()
+
+
+def ca_subject(settings: Settings, common_name: str) -> x509.Name:
+    """Build the subject for EASYRSA_DN with `common_name`, as gen-req builds it in batch mode."""
+    return csr.build_subject(csr.subject_defaults(settings, common_name))
+
+
+def ca_extensions(
+    settings: Settings,
+    key: CertificateIssuerPrivateKeyTypes,
+    subject: x509.Name,
+    serial: int,
+    critical: frozenset[str] = frozenset(),
+) -> list[x509.Extension[x509.ExtensionType]]:
+    """Build the extensions of a self-signed CA certificate from the `ca` and COMMON profiles.
+
+    `critical` names extensions ("basicConstraints", "keyUsage") to mark
+    critical in the `ca` profile, as --bc-crit and --ku-crit do.
+    """
+    folders = profiles.search_folders(
+        settings.pki_dir, settings.easyrsa_dir, settings.raw
+    )
+    profile = profiles.load_profile("ca", folders)
+    type_lines = list(profile.lines)
+    for name in sorted(critical):
+        type_lines = profiles.make_critical(type_lines, name)
+    extra_text = settings.raw.get("EASYRSA_EXTRA_EXTS")
+    extra = (
+        profiles.profile_lines(extra_text, "EASYRSA_EXTRA_EXTS") if extra_text else ()
+    )
+    lines = profiles.merge_lines(
+        profiles.profile_lines(
+            _CA_CONFIG_SECTION, "openssl-easyrsa.cnf [ easyrsa_ca ]"
+        ),
+        type_lines,
+        profiles.load_profile("COMMON", folders).lines,
+        extra,
+    )
+    public_key = key.public_key()
+    context = profiles.ExtensionContext(
+        subject_public_key=public_key,  # type: ignore[arg-type]
+        issuer_name=subject,
+        issuer_public_key=public_key,  # type: ignore[arg-type]
+        serial_number=serial,
+        environment=dict(settings.raw),
+    )
+    return profiles.build_extensions(lines, context, profile.sections)
+
+
+def critical_from_settings(settings: Settings) -> frozenset[str]:
+    names = []
+    if settings.raw.get("EASYRSA_BC_CRIT"):
+        names.append("basicConstraints")
+    if settings.raw.get("EASYRSA_KU_CRIT"):
+        names.append("keyUsage")
+    return frozenset(names)
+
+
+def self_signed_certificate(
+    key: CertificateIssuerPrivateKeyTypes,
+    subject: x509.Name,
+    days: int,
+    digest: str,
+    extensions: list[x509.Extension[x509.ExtensionType]],
+    serial: int,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> x509.Certificate:
+    """Sign a certificate for `key` with itself, as `openssl req -x509` does."""
+    start = not_before or datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())  # type: ignore[arg-type]
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(not_after or start + datetime.timedelta(days=days))
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(key, signature_hash(digest, key))  # type: ignore[arg-type]
+
+
+def certificate_pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def certificate_text(certificate: x509.Certificate) -> str:
+    """Render the certificate as `openssl x509 -text` and `openssl req -x509 -text` print it.
+
+    Those print each name on one line, "CN = alice, O = Example", unlike
+    the multi-line names of show-cert. The result ends with a newline.
+    """
+    lines = render_certificate(certificate, full=True).split("\n")
+    for title, name in (
+        ("Issuer", certificate.issuer),
+        ("Subject", certificate.subject),
+    ):
+        heading = f"        {title}:"
+        start = lines.index(heading)
+        end = start + 1
+        while end < len(lines) and lines[end].startswith(
+            heading.replace(title + ":", "    ")
+        ):
+            end += 1
+        lines[start:end] = [f"{heading} {spaced_oneline(name)}"]
+    return "\n".join(lines) + "\n"
+
+
+# RFC 2253 special characters: OpenSSL quotes a value that contains one.
+_QUOTED_SPECIALS = frozenset(b",+;<>")
+
+
+def spaced_oneline(name: x509.Name) -> str:
+    """Render a name as OpenSSL 3.0's default -nameopt oneline does: "CN = a, O = b".
+
+    Values with RFC 2253 special characters are quoted, '"' and '\\' are
+    escaped with a backslash, and bytes outside printable ASCII become \\XX.
+    """
+    rdns = []
+    for rdn in name.rdns:
+        parts = [
+            f"{attribute_short_name(item.oid)} = {_oneline_value(attribute_value_bytes(item))}"
+            for item in rdn
+        ]
+        rdns.append(" + ".join(parts))
+    return ", ".join(rdns)
+
+
+def _oneline_value(data: bytes) -> str:
+    # NOTE: checked against OpenSSL 3.0 for UTF-8, quotes and special
+    # characters; leading '#' and leading or trailing spaces are not.
+    text = []
+    for byte in data:
+        if byte < 0x20 or byte >= 0x7F:
+            text.append(f"\\{byte:02X}")
+        elif byte in b'"\\':
+            text.append("\\" + chr(byte))
+        else:
+            text.append(chr(byte))
+    value = "".join(text)
+    return f'"{value}"' if _QUOTED_SPECIALS & set(data) else value
