@@ -407,3 +407,123 @@ def test_gen_req_text_matches_openssl(pki_copy) -> None:
     )
 
     assert data[: data.index(b"-----BEGIN")] == openssl.stdout
+
+
+def test_ed25519_ca_matches(reference_for, pki_copy) -> None:
+    reference = reference_for("3.2.7")
+    pkis = []
+    for runner in ("reference", "product"):
+        pki = pki_copy("v3.2.7-ed25519")
+        command = ("--use-algo=ed", "--curve=ed25519", "build-server-full", "edge", "nopass")
+        if runner == "reference":
+            reference.run(pki, *command)
+        else:
+            result = run_product(pki, *command, env=ENABLE)
+            assert result.returncode == 0, result.stderr
+        pkis.append(pki)
+
+    assert_same_issue(pkis[0], pkis[1], "edge", "3.2.7", "server")
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(pkis[1] / "ca.crt"), str(pkis[1] / "issued" / "edge.crt")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_extra_exts_from_environment_match(reference_for, pki_copy) -> None:
+    reference = reference_for("3.2.7")
+    env = {"EASYRSA_EXTRA_EXTS": "subjectAltName = DNS:extra.example, IP:198.51.100.4"}
+    commands = [("gen-req", "ex1", "nopass"), ("sign-req", "server", "ex1")]
+    reference_pki, product_pki, _, _ = run_both(reference, pki_copy, commands, env=env)
+
+    assert_same_issue(reference_pki, product_pki, "ex1")
+    assert summarize_request(product_pki / "reqs" / "ex1.req") == summarize_request(
+        reference_pki / "reqs" / "ex1.req"
+    )
+
+
+def test_real_script_revokes_product_certificate(reference_for, pki_copy) -> None:
+    reference = reference_for("3.2.7")
+    pki = pki_copy("v3.2.7-rsa")
+    result = run_product(pki, "build-client-full", "mixed1", "nopass", env=ENABLE)
+    assert result.returncode == 0, result.stderr
+    serial = f"{load_certificate(pki / 'issued' / 'mixed1.crt').serial_number:032X}"
+
+    reference.run(pki, "revoke", "mixed1", "superseded")
+    reference.run(pki, "gen-crl")
+    reference.run(pki, "build-client-full", "mixed2", "nopass")
+
+    assert (pki / "revoked" / "certs_by_serial" / f"{serial}.crt").is_file()
+    crl = x509.load_pem_x509_crl((pki / "crl.pem").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+    assert (pki / "issued" / "mixed2.crt").is_file()
+
+
+def test_product_signs_after_real_script_sequential(reference_for, pki_copy) -> None:
+    reference = reference_for("3.2.7")
+    pki = pki_copy("v3.2.7-rsa")
+    (pki / "serial").write_text("10\n")
+    env = {"EASYRSA_RAND_SN": "no"}
+    reference.run(pki, "build-client-full", "seq1", "nopass", env=env)
+    result = run_product(pki, "build-client-full", "seq2", "nopass", env={**ENABLE, **env})
+    assert result.returncode == 0, result.stderr
+    reference.run(pki, "build-client-full", "seq3", "nopass", env=env)
+
+    serials = [load_certificate(pki / "issued" / f"seq{n}.crt").serial_number for n in (1, 2, 3)]
+    assert serials == [0x10, 0x11, 0x12]
+
+
+def test_sequential_serial_already_used(pki_copy) -> None:
+    from pkitools import pki_state
+
+    pki = pki_copy("v3.2.7-rsa")
+    used = load_certificate(pki / "issued" / "alice.crt").serial_number
+    (pki / "serial").write_text(f"{used:032X}\n")
+    (pki / "reqs" / "dup.req").write_bytes((pki / "reqs" / "alice.req").read_bytes())
+    before = pki_state(pki)
+    result = run_product(pki, "sign-req", "client", "dup", env={**ENABLE, "EASYRSA_RAND_SN": "no"})
+
+    assert result.returncode == 1
+    assert f"{used:032X}" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_unique_subject_yes_rejects_duplicate(pki_copy) -> None:
+    from pkitools import pki_state
+
+    pki = pki_copy("v3.2.7-rsa")
+    (pki / "index.txt.attr").write_text("unique_subject = yes\n")
+    (pki / "reqs" / "alice2.req").write_bytes((pki / "reqs" / "alice.req").read_bytes())
+    before = pki_state(pki)
+    result = run_product(pki, "sign-req", "client", "alice2", env=ENABLE)
+
+    assert result.returncode == 1
+    assert "/CN=alice" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_org_prompts_dot_leaves_field_out(pki_copy) -> None:
+    pki = pki_copy("v3.2.7-rsa")
+    answers = "DE\n.\n\nAcme\n.\nWeb Host\n.\n\n"
+    result = run_product(
+        pki, "--dn-mode=org", "gen-req", "p3", "nopass", env=ENABLE, batch=False, input=answers
+    )
+    assert result.returncode == 0, result.stderr
+    request = x509.load_pem_x509_csr(pem_part((pki / "reqs" / "p3.req").read_bytes()))
+
+    assert "Country Name (2 letter code) [US]:" in result.stderr
+    assert "Email Address [me@example.net]:" in result.stderr
+    assert request.subject.rfc4514_string() == "CN=Web Host,O=Acme,L=San Francisco,C=DE"
+
+
+def test_gen_req_overwrite_asks_for_confirmation(pki_copy) -> None:
+    pki = pki_copy("v3.2.7-rsa")
+    old_key = (pki / "private" / "alice.key").read_bytes()
+    result = run_product(pki, "gen-req", "alice", "nopass", env=ENABLE, batch=False, input="yes\nyes\n\n")
+    assert result.returncode == 0, result.stderr
+
+    assert "  Confirm request overwrite: " in result.stderr
+    assert "  Confirm key overwrite: " in result.stderr
+    assert (pki / "private" / "alice.key").read_bytes() != old_key
