@@ -180,7 +180,8 @@ def plan_renewal(layout: PKILayout, settings: Settings, name: str) -> RenewalPla
     """Check everything a renewal needs, in easy-rsa 3.2.7's order, changing nothing."""
     from cryptography import x509
 
-    from easyrsa_py import profiles, signing
+    from easyrsa_py import profiles
+    from easyrsa_py.csr import load_request
 
     source = layout.issued_cert(name)
     renewed = layout.renewed_cert(name)
@@ -195,7 +196,7 @@ def plan_renewal(layout: PKILayout, settings: Settings, name: str) -> RenewalPla
             "same request again, so restore it, or issue a new certificate with gen-req and sign-req.",
         )
     check_request(request_path)
-    request = signing.read_request_file(request_path)
+    request = load_request(request_path)
     certificate = x509.load_der_x509_certificate(read_certificate(source).der)
     _check_common_names(name, certificate, request, request_path)
     if renewed.exists() or renewed.is_symlink():
