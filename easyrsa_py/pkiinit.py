@@ -110,13 +110,13 @@ class InitRequest:
 def parse_init_arguments(arguments: list[str], settings: Settings) -> InitRequest:
     """Parse 3.2.7's algorithm and curve words and 3.2.2's soft and hard words.
 
-    An `ec` or `ed` word picks that algorithm with its default curve; any
+    An `ec` or `ed` word picks that algorithm with its default curve. Any
     other word is a curve name, and the algorithm follows from it, as in
     easy-rsa 3.2.7. The words override --algo and --curve.
     """
     soft = False
     algo = settings.algo
-    curve = settings.curve if algo != "rsa" else None
+    curve = settings.curve
     for word in arguments:
         if word in ("soft", "soft-reset"):
             soft = True
@@ -128,24 +128,24 @@ def parse_init_arguments(arguments: list[str], settings: Settings) -> InitReques
             algo, curve = word, _DEFAULT_CURVES[word]
         elif word:
             algo, curve = ("ed" if word.startswith("ed") else "ec"), word
-    if algo == "rsa" and settings.curve and not arguments:
+    if algo == "rsa" and curve:
         raise UsageError(
-            f"The curve {settings.curve!r} (EASYRSA_CURVE, --curve) cannot be used with "
+            f"The curve {curve!r} (EASYRSA_CURVE, --curve) cannot be used with "
             "algo 'rsa'. Remove it, or choose --algo=ec or --algo=ed."
         )
-    # Generating a throw-away key is the check that the curve exists.
-    check = dataclasses.replace(settings, algo=algo, curve=curve)
     if algo != "rsa":
-        keys.generate_private_key(check)
+        # Generating a throw-away key is the check that the curve exists.
+        keys.generate_private_key(dataclasses.replace(settings, algo=algo, curve=curve))
     return InitRequest(soft=soft, algo=algo, curve=curve)
 
 
 def check_pki_path(root: Path) -> None:
     """Reject a PKI path that init-pki must never delete or replace.
 
-    The rule: the path may not be the file system root, the user's home,
-    the working folder or one of its parents, nor a symbolic link; an
-    existing folder may contain only entries an easy-rsa PKI has.
+    The path may not be a symbolic link, the file system root, the user's
+    home, or the working folder or one of its parents. An existing folder
+    may contain only the entries an easy-rsa PKI has (_PKI_ENTRIES) and
+    temporary files.
     """
     if root.is_symlink():
         raise PKIConflict(
@@ -238,7 +238,7 @@ def _confirm_removal(console: Console, root: Path, request: InitRequest) -> None
 
 
 def _clear_pki(root: Path, soft: bool) -> None:
-    """Delete the PKI's entries except the lock file; a soft reset keeps reqs/ and vars."""
+    """Delete the PKI's entries except the lock file. A soft reset keeps reqs/, vars and the TLS key."""
     tls_key = _read_tls_key(root) if soft else None
     names = _SOFT_RESET_ENTRIES if soft else [entry.name for entry in root.iterdir()]
     for name in names:
@@ -285,7 +285,8 @@ def _write_new_pki(root: Path, request: InitRequest) -> None:
     writes: list[tuple[Path, bytes, int | None]] = [
         (root / "vars.example", vars_text(None).encode(), None)
     ]
-    if request.algo != "rsa":
+    # A soft reset keeps the vars file, as easy-rsa 3.2.2 keeps it.
+    if request.algo != "rsa" and not (root / "vars").exists():
         writes.append((root / "vars", vars_text(request).encode(), None))
     atomic_write_all(writes)
 
@@ -311,7 +312,8 @@ _VARS_TEMPLATE = """\
 # Each setting is a line `set_var NAME value`. A line that starts with '#'
 # is a comment, so every setting below keeps its built-in default until you
 # remove the '#'. The command line and the environment take priority over
-# set_var. A `force_set_var NAME value` line takes priority over both.
+# set_var. A `force_set_var NAME value` line takes priority over both,
+# except over the --days option of a command.
 # Quote a value that contains spaces: set_var EASYRSA_REQ_ORG "Example Inc".
 #
 # This file is data: easyrsa_py rejects shell code in it (see --force-vars).
@@ -351,7 +353,7 @@ _VARS_TEMPLATE = """\
 # How many days a newly signed certificate is valid.
 #set_var EASYRSA_CERT_EXPIRE\t825
 
-# How many days a new CRL is valid; publish a new one before then.
+# How many days a new CRL is valid. Publish a new one before then.
 #set_var EASYRSA_CRL_DAYS\t180
 
 # Random serial numbers ("yes") or sequential ones from pki/serial ("no").

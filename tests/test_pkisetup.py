@@ -165,6 +165,22 @@ def test_init_pki_ec_vars_read_by_real_script(
     )
 
 
+def test_init_pki_ec_vars_read_by_product(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    product_ok(pki, "init-pki", "ed448")
+    product_ok(pki, "build-ca", "nopass")
+    key = load_certificate(pki / "ca.crt").public_key()
+    assert type(key).__name__.startswith("Ed448")
+
+
+def test_init_pki_soft_keeps_vars(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    product_ok(pki, "init-pki")
+    (pki / "vars").write_text("set_var EASYRSA_KEY_SIZE 3072\n")
+    product_ok(pki, "init-pki", "soft", "ec")
+    assert (pki / "vars").read_text() == "set_var EASYRSA_KEY_SIZE 3072\n"
+
+
 def test_init_pki_vars_example_ignored_by_real_script(
     reference_for: Any, tmp_path: Path
 ) -> None:
