@@ -565,3 +565,17 @@ def test_expire_nopass_warns(pki_copy: Any) -> None:
     result = run_product(pki, "expire", "alice", "nopass", env=ENABLE)
     assert result.returncode == 0, result.stderr
     assert "'nopass' has no effect" in result.stderr
+
+
+def test_renew_request_bad_signature(pki_copy: Any) -> None:
+    pki = pki_copy("v3.2.7-rsa")
+    path = pki / "reqs/alice.req"
+    request = x509.load_pem_x509_csr(path.read_bytes())
+    der = bytearray(request.public_bytes(serialization.Encoding.DER))
+    der[-5] ^= 1
+    path.write_bytes(x509.load_der_x509_csr(bytes(der)).public_bytes(serialization.Encoding.PEM))
+    before = pki_state(pki)
+    result = run_product(pki, "renew", "alice", env=ENABLE)
+    assert result.returncode == 1
+    assert "alice.req" in result.stderr
+    assert pki_state(pki) == before
