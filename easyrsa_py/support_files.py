@@ -62,6 +62,10 @@ _OPENSSL_CONFIG = """\
 # easy-rsa's script fills in the $ENV:: values and the #%...% marker lines
 # when it runs OpenSSL. easyrsa_py itself does not read this file.
 
+# easy-rsa 3.1 does not set EASYRSA_REQ_SERIAL. OpenSSL falls back to this
+# empty default when the environment lacks it, so 3.1 can use this file.
+EASYRSA_REQ_SERIAL =
+
 [ ca ]
 default_ca = CA_default
 

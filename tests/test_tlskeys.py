@@ -395,42 +395,45 @@ def test_ssl_cnf_keeps_marker_lines() -> None:
         assert f"\n{marker}\n" in text
 
 
+def extension_text(path: Path, names: str) -> str:
+    return subprocess.run(
+        ["openssl", "x509", "-in", str(path), "-noout", "-ext", names], capture_output=True, text=True, check=True
+    ).stdout
+
+
 @pytest.mark.reference
-def test_reference_signs_with_written_config(reference_for, tmp_path: Path) -> None:
-    """easy-rsa 3.2.7 uses a PKI's openssl-easyrsa.cnf, so `write legacy` output must work in it."""
-    reference = reference_for("3.2.7")
+@pytest.mark.parametrize("version", ["3.1.0", "3.2.2", "3.2.7"])
+def test_reference_signs_with_written_config(reference_for, tmp_path: Path, version: str) -> None:
+    """easy-rsa uses a PKI's openssl-easyrsa.cnf, so `write legacy` output must work in it."""
+    reference = reference_for(version)
     pki = tmp_path / "pki"
     reference.run(pki, "init-pki")
-    assert run_product(pki, "write", "legacy", env=ENABLE).returncode == 0
+    # 3.1.0's init-pki writes its own config, which legacy-hard replaces.
+    assert run_product(pki, "write", "legacy-hard", env=ENABLE).returncode == 0
+    assert "easyrsa_py" in (pki / "openssl-easyrsa.cnf").read_text()
     reference.run(pki, "--req-cn=Written CA", "build-ca", "nopass")
     reference.run(pki, "--san=DNS:vpn.example.org", "build-server-full", "vpn", "nopass")
-    reference.run(pki, "--san=DNS:extra.example.org", "gen-req", "copied", "nopass")
-    reference.run(pki, "--copy-ext", "sign-req", "client", "copied")
-    verbose = reference.run(pki, "--verbose", "show-ca")
-    assert "copy existing ssl-cnf" in verbose.stdout + verbose.stderr
-    server = subprocess.run(
-        ["openssl", "x509", "-in", str(pki / "issued" / "vpn.crt"), "-noout", "-ext", "subjectAltName,keyUsage"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    reference.run(pki, "--dn-mode=org", "--req-org=Written Org", "build-client-full", "org", "nopass")
+    server = extension_text(pki / "issued" / "vpn.crt", "subjectAltName,keyUsage")
     assert "DNS:vpn.example.org" in server
     assert "Digital Signature, Key Encipherment" in server
-    copied = subprocess.run(
-        ["openssl", "x509", "-in", str(pki / "issued" / "copied.crt"), "-noout", "-ext", "subjectAltName"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "DNS:extra.example.org" in copied
-    ca = subprocess.run(
-        ["openssl", "x509", "-in", str(pki / "ca.crt"), "-noout", "-ext", "basicConstraints,keyUsage"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    ca = extension_text(pki / "ca.crt", "basicConstraints,keyUsage")
     assert "CA:TRUE" in ca
     assert "Certificate Sign, CRL Sign" in ca
+    subject = subprocess.run(
+        ["openssl", "x509", "-in", str(pki / "issued" / "org.crt"), "-noout", "-subject", "-nameopt", "utf8"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "O=Written Org" in subject
+    if version != "3.1.0":
+        reference.run(pki, "--san=DNS:extra.example.org", "gen-req", "copied", "nopass")
+        reference.run(pki, "--copy-ext", "sign-req", "client", "copied")
+        assert "DNS:extra.example.org" in extension_text(pki / "issued" / "copied.crt", "subjectAltName")
+    if version == "3.2.7":
+        verbose = reference.run(pki, "--verbose", "show-ca")
+        assert "copy existing ssl-cnf" in verbose.stdout + verbose.stderr
 
 
 def test_write_legacy_keeps_then_overwrites(pki_copy) -> None:
