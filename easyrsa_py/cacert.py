@@ -10,12 +10,11 @@ import datetime
 from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+from cryptography.hazmat.primitives import serialization
 
 from easyrsa_py import csr, profiles
-from easyrsa_py.errors import UsageError
 from easyrsa_py.names import attribute_short_name, attribute_value_bytes
+from easyrsa_py.signing import signature_hash
 from easyrsa_py.x509_text import render_certificate
 
 if TYPE_CHECKING:
@@ -26,20 +25,6 @@ if TYPE_CHECKING:
     from easyrsa_py.settings import Settings
 
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1,
-    "sha224": hashes.SHA224,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-    "sha512-224": hashes.SHA512_224,
-    "sha512-256": hashes.SHA512_256,
-    "sha3-224": hashes.SHA3_224,
-    "sha3-256": hashes.SHA3_256,
-    "sha3-384": hashes.SHA3_384,
-    "sha3-512": hashes.SHA3_512,
-}
-
 # The [ easyrsa_ca ] section of easy-rsa 3.2.7's openssl-easyrsa.cnf. The
 # x509-types `ca` and COMMON profiles and EASYRSA_EXTRA_EXTS are inserted
 # after it, and their lines replace these lines of the same name.
@@ -49,25 +34,6 @@ authorityKeyIdentifier = keyid:always,issuer:always
 basicConstraints = CA:true
 keyUsage = cRLSign, keyCertSign
 """
-
-
-def signature_hash(
-    digest: str, key: CertificateIssuerPrivateKeyTypes
-) -> hashes.HashAlgorithm | None:
-    """Return the hash for EASYRSA_DIGEST, or None for Ed25519 and Ed448 keys, which take none."""
-    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
-        return None
-    return hash_for_digest(digest)
-
-
-def hash_for_digest(digest: str) -> hashes.HashAlgorithm:
-    """Return the hash EASYRSA_DIGEST names, raising UsageError for an unknown name."""
-    algorithm = _HASHES.get(digest.lower())
-    if algorithm is None:
-        raise UsageError(
-            f"Invalid digest {digest!r} (EASYRSA_DIGEST, --digest): use one of {', '.join(_HASHES)}."
-        )
-    return algorithm()
 
 
 def ca_subject(settings: Settings, common_name: str) -> x509.Name:
@@ -149,7 +115,7 @@ def self_signed_certificate(
     )
     for extension in extensions:
         builder = builder.add_extension(extension.value, extension.critical)
-    return builder.sign(key, signature_hash(digest, key))  # type: ignore[arg-type]
+    return builder.sign(key, signature_hash(key, digest))  # type: ignore[arg-type]
 
 
 def certificate_pem(certificate: x509.Certificate) -> bytes:

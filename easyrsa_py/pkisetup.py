@@ -29,9 +29,7 @@ from easyrsa_py.cacert import (
     certificate_pem,
     certificate_text,
     critical_from_settings,
-    hash_for_digest,
     self_signed_certificate,
-    signature_hash,
 )
 from easyrsa_py.certificate import read_certificate
 from easyrsa_py.errors import (
@@ -43,6 +41,7 @@ from easyrsa_py.files import atomic_write, atomic_write_all, make_dirs
 from easyrsa_py.passphrase import read_line_unbuffered, read_passphrase
 from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
 from easyrsa_py.pkiinit import PKIConflict, init_pki
+from easyrsa_py.signing import signature_hash
 from easyrsa_py.x509_text import render_certificate
 
 if TYPE_CHECKING:
@@ -135,13 +134,13 @@ def build_ca(context: Context, arguments: list[str]) -> int:
     if common_name == "ChangeMe":
         common_name = "Easy-RSA Sub-CA" if request.subca else "Easy-RSA CA"
     subject = ca_subject(settings, common_name)
-    if settings.algo != "ed":
-        hash_for_digest(settings.digest)
+    key = keys.generate_private_key(settings)
+    # Checks the digest before the passphrase prompt.
+    signature_hash(key, settings.digest)
     passphrase = (
         None if request.nopass else _ca_passphrase(settings, console, request.raw)
     )
 
-    key = keys.generate_private_key(settings)
     key_pem = keys.private_key_pem(key, passphrase)
     if request.subca:
         output = layout.request("ca")
@@ -176,7 +175,7 @@ def _ca_request(
     key: CertificateIssuerPrivateKeyTypes, subject: x509.Name, digest: str
 ) -> bytes:
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
-    request = builder.sign(key, signature_hash(digest, key))  # type: ignore[arg-type]
+    request = builder.sign(key, signature_hash(key, digest))  # type: ignore[arg-type]
     return request.public_bytes(serialization.Encoding.PEM)
 
 
