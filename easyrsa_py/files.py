@@ -143,8 +143,9 @@ def atomic_write_all(writes: list[tuple[Path, bytes, int | None]]) -> None:
     """Replace several files together: all are written out before any is renamed.
 
     A failure while writing (a full disk, a read-only folder) leaves every
-    target as it was. Only the renames, which do not fail for lack of space,
-    come after the first change.
+    target as it was. Only the renames come after the first change. They
+    need no data blocks, but a rename that still fails (a folder that must
+    grow on a full disk) leaves the files renamed before it replaced.
     """
     prepared: list[tuple[str, Path]] = []
     try:
@@ -235,7 +236,7 @@ def write_all_with_backup(writes: list[tuple[Path, bytes]], suffix: str = ".old"
     """Replace several files, keeping each one's previous content as `path + suffix`.
 
     Backups and new contents are all written out before any rename, as in
-    atomic_write_all, so a full disk changes none of the files.
+    atomic_write_all, so a failed write changes none of the files.
     """
     prepared: list[tuple[Path, bytes, int | None]] = []
     for path, data in writes:

@@ -1,0 +1,223 @@
+"""A full disk and a read-only PKI: a clear error, and nothing half-written.
+
+A small tmpfs needs root and a mount, so the full disk is made two other
+ways. RLIMIT_FSIZE in the child makes the kernel fail every write past N
+bytes with EFBIG (CPython ignores SIGXFSZ, so the write returns the error).
+EASYRSA_PY_FAULT=POINT:COUNT:enospc makes files.py raise ENOSPC at one
+named write step. A read-only PKI is made with chmod. When the tests run
+as root, which ignores file modes, the command runs as user `nobody` on a
+copy that user owns.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from forked_cli import run_forked
+from pkitools import pki_state, run_product
+from test_crashes import (
+    BACKUPS,
+    CRL_FILES,
+    Case,
+    check_crls,
+    core_state,
+    file_bytes,
+    is_partial_revocation,
+    measure_outcomes,
+)
+
+FIXTURE = "v3.2.7-rsa"
+CASES = [
+    Case(FIXTURE, ("revoke", "alice", "keyCompromise")),
+    Case(FIXTURE, ("revoke", "alice", "--gen-crl")),
+    Case(FIXTURE, ("gen-crl",)),
+    Case(FIXTURE, ("update-db",)),
+]
+# Sizes around those of the files the cases write (index.txt is about 700
+# bytes, crl.pem about 800), so the limit stops a different write each time.
+FILE_SIZE_LIMITS = [16, 100, 400, 600, 700, 720, 760, 800, 1000, 100_000]
+# Set RLIMIT_FSIZE to the first argument, then run the command that follows it.
+LIMIT_WRAPPER = (
+    "import os, resource, sys; "
+    "limit = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+TEMP_SUFFIX = ".tmp"
+
+
+def leftover_files(pki: Path) -> list[Path]:
+    return [path for path in pki.rglob("*") if path.name.endswith(TEMP_SUFFIX) or path.name == "lock.file"]
+
+
+def check_failed_cleanly(pki: Path, case: Case, outcomes, before, label: str) -> str:
+    """Return the state a failed run left the PKI in, or fail the test.
+
+    "before": unchanged, except that a failed rename may come after the
+    `.old` backups were renamed in. "partial": index.txt has the revocation
+    and its files have not all moved. "revoked, CRL not written": revoke
+    --gen-crl failed in its gen-crl step. "crl.der not written": crl.pem
+    is new and crl.der old.
+    """
+    assert leftover_files(pki) == [], f"{label}: temporary files or the lock were left behind"
+    if pki_state(pki) == before:
+        return "before"
+    state = core_state(pki)
+    if state == outcomes.before and file_bytes(pki, CRL_FILES) == outcomes.crls_before:
+        backups = file_bytes(pki, BACKUPS)
+        assert backups in outcomes.backups, f"{label}: a backup is neither before nor after"
+        return "before"
+    if state == outcomes.after and "--gen-crl" in case.arguments:
+        return "revoked, CRL not written"
+    crls = file_bytes(pki, CRL_FILES)
+    if state in (outcomes.before, outcomes.after) and crls["crl.der"] == outcomes.crls_before["crl.der"]:
+        # Two renames cannot be one atomic step: crl.pem was renamed in and
+        # the rename of crl.der failed. Both are complete CRLs.
+        check_crls(pki, outcomes, label)
+        return "crl.der not written"
+    assert case.revokes and is_partial_revocation(state, outcomes), f"{label}: the PKI changed"
+    return "partial"
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_file_size_limit(case, pki_copy):
+    outcomes = measure_outcomes(case, pki_copy)
+    failures = 0
+    for limit in FILE_SIZE_LIMITS:
+        pki = pki_copy(case.fixture)
+        before = pki_state(pki)
+        result = run_product(pki, *case.command, prefix=(sys.executable, "-c", LIMIT_WRAPPER, str(limit)))
+        label = f"{case} with RLIMIT_FSIZE={limit}"
+        if result.returncode == 0:
+            assert core_state(pki) == outcomes.after, label
+            continue
+        failures += 1
+        assert result.returncode == 1, f"{label}: {result.stderr}"
+        assert "File too large" in result.stderr, f"{label}: {result.stderr}"
+        assert str(pki) in result.stderr, f"{label}: the message names no PKI file: {result.stderr}"
+        assert "Traceback" not in result.stderr, label
+        state = check_failed_cleanly(pki, case, outcomes, before, label)
+        # No limit stops revoke between its index.txt write and its moves:
+        # the only writes with data are written out before any rename.
+        assert state != "partial", label
+        if state == "revoked, CRL not written":
+            assert "crl.pem" in result.stderr, f"{label}: {result.stderr}"
+        _finish(pki, case, outcomes, state, label)
+    assert failures > 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_no_space_at_each_write(case, pki_copy):
+    outcomes = measure_outcomes(case, pki_copy)
+    found = []
+    for point in ("write-temp-before", "write-temp-after", "write-rename-before"):
+        for count in range(1, 20):
+            pki = pki_copy(case.fixture)
+            before = pki_state(pki)
+            result = run_forked(pki, case.command, f"{point}:{count}:enospc")
+            label = f"{case} with ENOSPC at {point}:{count}"
+            if result.returncode == 0:
+                break
+            assert result.returncode == 1, f"{label}: {result.stderr}"
+            assert "No space left" in result.stderr, f"{label}: {result.stderr}"
+            assert "Traceback" not in result.stderr, label
+            state = check_failed_cleanly(pki, case, outcomes, before, label)
+            found.append(state)
+            _finish(pki, case, outcomes, state, label)
+        else:
+            pytest.fail(f"{point} was reached 20 times")
+    assert "before" in found
+
+
+def _finish(pki: Path, case: Case, outcomes, state: str, label: str) -> None:
+    """Check that running again, with space, completes what the failed run started."""
+    if state in ("revoked, CRL not written", "crl.der not written") and case.revokes:
+        result = run_forked(pki, [*case.options, "gen-crl"])
+    else:
+        result = run_forked(pki, case.command)
+    assert result.returncode == 0, f"{label}: the run with space failed: {result.stderr}"
+    assert core_state(pki) == outcomes.after, label
+
+
+# --- read-only PKI ----------------------------------------------------------------
+
+
+def _unprivileged_user() -> int | None:
+    """Return the uid to run as, or None when this process is not root."""
+    if os.geteuid() != 0:
+        return None
+    return pwd.getpwnam("nobody").pw_uid
+
+
+@pytest.fixture
+def owned_pki(pki_copy) -> Iterator[Path]:
+    """Copy the fixture PKI to a folder the test's command user owns."""
+    user = _unprivileged_user()
+    base = Path(tempfile.mkdtemp(prefix="readonly-pki-"))
+    pki = base / "pki"
+    shutil.copytree(pki_copy(FIXTURE), pki, symlinks=True)
+    if user is not None:
+        for path in [base, *base.rglob("*")]:
+            os.chown(path, user, user, follow_symlinks=False)
+    yield pki
+    for path in [base, *base.rglob("*")]:
+        if path.is_dir():
+            os.chmod(path, 0o700)
+    shutil.rmtree(base)
+
+
+def _make_read_only(folder: Path) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        os.chmod(path, mode & ~0o222)
+
+
+READ_ONLY_CASES = [
+    (["--batch", "revoke", "alice"], "Cannot create the lock file"),
+    (["--batch", "gen-crl"], "Cannot create the lock file"),
+    (["--batch", "update-db"], "Cannot create the lock file"),
+    (["--batch", "--nolockfile", "revoke", "alice"], "is not writable"),
+    (["--batch", "--nolockfile", "gen-crl"], "Permission denied for"),
+    (["--batch", "--nolockfile", "update-db"], "Permission denied for"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), READ_ONLY_CASES, ids=lambda value: str(value))
+def test_read_only_pki(owned_pki, arguments, message):
+    _make_read_only(owned_pki)
+    before = pki_state(owned_pki)
+    result = run_forked(owned_pki, arguments, user=_unprivileged_user())
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert str(owned_pki) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pki_state(owned_pki) == before
+
+
+def test_read_only_revoked_folder(owned_pki):
+    folder = owned_pki / "revoked" / "certs_by_serial"
+    os.chmod(folder, 0o500)
+    before = pki_state(owned_pki)
+    result = run_forked(owned_pki, ["--batch", "revoke", "alice"], user=_unprivileged_user())
+    assert result.returncode == 1, result.stderr
+    assert f"the folder {folder} is not writable" in result.stderr
+    assert pki_state(owned_pki) == before
+
+
+def test_read_only_crl_keeps_mode(owned_pki):
+    # The folder is writable, so the CRL is replaced by rename, as `cp -p`
+    # would overwrite it, and keeps its read-only mode.
+    os.chmod(owned_pki / "crl.pem", 0o444)
+    old = (owned_pki / "crl.pem").read_bytes()
+    result = run_forked(owned_pki, ["--batch", "gen-crl"], user=_unprivileged_user())
+    assert result.returncode == 0, result.stderr
+    assert (owned_pki / "crl.pem").read_bytes() != old
+    assert stat.S_IMODE((owned_pki / "crl.pem").stat().st_mode) == 0o444
