@@ -141,6 +141,7 @@ def last_row(pki: Path) -> list[str]:
 
 BASIC_CONSTRAINTS = ExtensionOID.BASIC_CONSTRAINTS.dotted_string
 SUBJECT_ALT_NAME = ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string
+NS_COMMENT = "2.16.840.1.113730.1.13"
 
 
 def as_in_3_2_7(
@@ -150,13 +151,21 @@ def as_in_3_2_7(
 
     3.1.0 adds subjectAltName DNS:CN to server and serverClient certificates
     without --san. 3.1.0 and 3.2.2 ship a ca profile whose basicConstraints
-    is not critical.
+    is not critical. 3.2.2's default nsComment names 3.2.2.
     """
     result = list(extensions)
     if version == "3.1.0" and cert_type in ("server", "serverClient"):
         names = [entry for entry in result if entry[0] == SUBJECT_ALT_NAME]
         assert names, "3.1.0 was expected to add a default subjectAltName"
         result.remove(names[0])
+    if version == "3.2.2":
+        # The default nsComment names the easy-rsa release.
+        result = [
+            (oid, critical, value.replace(b"(3.2.2)", b"(3.2.7)"))
+            if oid == NS_COMMENT
+            else (oid, critical, value)
+            for oid, critical, value in result
+        ]
     if version in ("3.1.0", "3.2.2") and cert_type == "ca":
         result = [
             (oid, True, value) if oid == BASIC_CONSTRAINTS else (oid, critical, value)
