@@ -579,9 +579,9 @@ COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LI
 NOT_YET_IMPLEMENTED = frozenset({
     "init-pki", "clean-all", "build-ca", "renew-ca", "self-sign-server", "self-sign-client",
     "gen-dh", "gen-req", "sign-req", "sign", "import-req", "import-ca", "import-tls-key",
-    "build-client-full", "build-server-full", "build-serverClient-full", "renew", "expire",
-    "inline", "show-req", "show-cert", "show-ca", "show-host", "verify-cert", "verify",
-    "gen-tls-auth-key", "gen-tls-crypt-key", "gen-tls-cryptv2-key", "write", "upgrade",
+    "build-client-full", "build-server-full", "build-serverClient-full", "show-req",
+    "show-cert", "show-ca", "show-host", "gen-tls-auth-key", "gen-tls-crypt-key",
+    "gen-tls-cryptv2-key", "write", "upgrade",
 })
 
 

@@ -534,15 +534,10 @@ NOT_YET = (
     "build-client-full",
     "build-server-full",
     "build-serverClient-full",
-    "renew",
-    "expire",
-    "inline",
     "show-req",
     "show-cert",
     "show-ca",
     "show-host",
-    "verify-cert",
-    "verify",
     "gen-dh",
     "gen-tls-auth-key",
     "gen-tls-crypt-key",
@@ -627,6 +622,11 @@ def test_help_options_lists_every_option(tmp_path):
 
 
 IMPLEMENTED_EASYRSA_COMMANDS = (
+    "inline",
+    "renew",
+    "expire",
+    "verify-cert",
+    "verify",
     "set-pass",
     "set-rsa-pass",
     "set-ec-pass",
