@@ -73,7 +73,7 @@ _PKI_ENTRIES = frozenset(
 _TEMPORARY_PREFIXES = ("easy-rsa-", "temp.")
 _TEMPORARY_SUFFIXES = (".tmp",)
 
-# What easy-rsa 3.2.2's 'init-pki soft' removes: everything but reqs/, vars
+# The entries that easy-rsa 3.2.2's 'init-pki soft' removes. It keeps reqs/, vars
 # and unknown files, so the requests can be signed again by a new CA.
 _SOFT_RESET_ENTRIES = (
     "ca.crt",
@@ -173,10 +173,10 @@ def check_pki_path(root: Path) -> None:
             entry.name for entry in root.iterdir() if not _is_pki_entry(entry.name)
         )
         if unknown:
-            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            listing = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             raise PKIConflict(
-                f"The folder {root} is not an easy-rsa PKI: it contains {shown}. init-pki only "
-                "deletes folders that hold nothing but PKI files. Move those entries away, or "
+                f"The folder {root} is not an easy-rsa PKI: it contains {listing}. init-pki only "
+                "deletes folders that contain nothing but PKI files. Move those entries away, or "
                 "choose another folder with --pki."
             )
 
@@ -260,13 +260,13 @@ def _clear_pki(root: Path, soft: bool) -> None:
 def _read_tls_key(root: Path) -> bytes | None:
     """Return the TLS key a soft reset must keep, rejecting two different saved keys."""
     current = root / _TLS_KEY
-    kept = root / _KEPT_TLS_KEY
+    saved = root / _KEPT_TLS_KEY
     if not current.is_file():
         return None
     data = current.read_bytes()
-    if kept.is_file() and _strip_comments(kept.read_bytes()) != _strip_comments(data):
+    if saved.is_file() and _strip_comments(saved.read_bytes()) != _strip_comments(data):
         raise PKIConflict(
-            f"The TLS keys {current} and {kept} differ, and only one of them is in use. "
+            f"The TLS keys {current} and {saved} differ, and only one of them is in use. "
             "Delete the one your VPN no longer uses, then run init-pki soft again."
         )
     return data
@@ -294,7 +294,7 @@ def _write_new_pki(root: Path, request: InitRequest) -> None:
 def vars_text(request: InitRequest | None) -> str:
     """Return the vars template, with the algorithm lines set when `request` picks ec or ed.
 
-    The file holds only comments and `set_var` lines, so easy-rsa reads it
+    The file contains only comments and `set_var` lines, so easy-rsa reads it
     the same way as easyrsa_py does.
     """
     algo_line = "#set_var EASYRSA_ALGO\t\trsa"

@@ -101,7 +101,7 @@ def _check_no_ca(layout: PKILayout, subca: bool) -> None:
     root = layout.root
     if (root / "peer-fp.mode").is_file():
         raise PKIConflict(
-            f"Cannot create a CA in {root}: it holds self-signed certificates ({root / 'peer-fp.mode'}). "
+            f"Cannot create a CA in {root}: it contains self-signed certificates ({root / 'peer-fp.mode'}). "
             "Run init-pki first, or use another PKI."
         )
     if layout.ca_cert.exists():
@@ -120,7 +120,7 @@ def _check_no_ca(layout: PKILayout, subca: bool) -> None:
         )
     if layout.index.is_file() and layout.index.stat().st_size > 0:
         raise PKIConflict(
-            f"Cannot create a CA: {layout.index} already holds certificate records, which a new CA "
+            f"Cannot create a CA: {layout.index} already contains certificate records, which a new CA "
             "would erase. Run init-pki to start a new PKI."
         )
 
@@ -230,7 +230,7 @@ _PROMPT_CONFIRM_CA = "Confirm New CA Key Passphrase: "
 def _ca_passphrase(settings: Settings, console: Console, raw: bool) -> bytes:
     """Return the new CA key's passphrase from --passout, or ask for it twice.
 
-    easy-rsa 3.2.7 uses --passout only when --passin is set too, and asks
+    easy-rsa 3.2.7 uses --passout only when --passin is set too, and prompts
     otherwise. easyrsa_py needs no --passin to use --passout.
     """
     if settings.passout and not raw:
@@ -250,15 +250,15 @@ def _ca_passphrase(settings: Settings, console: Console, raw: bool) -> bytes:
 
 
 def _ask_ca_passphrase(prompt: str) -> bytes:
-    """Ask until the answer has at least 4 characters, as easy-rsa 3.2.7 does.
+    """Prompt until the passphrase typed has at least 4 characters, as easy-rsa 3.2.7 does.
 
-    Without a terminal the answer is read from stdin, one line each, and
-    end of input is an error. easy-rsa 3.2.7 asks forever then.
+    Without a terminal the passphrase is read from stdin, one line each, and
+    end of input is an error. easy-rsa 3.2.7 prompts forever then.
     """
     while True:
-        answer = _read_hidden(prompt)
-        if len(answer) >= keys.MIN_PASSPHRASE:
-            return answer
+        passphrase = _read_hidden(prompt)
+        if len(passphrase) >= keys.MIN_PASSPHRASE:
+            return passphrase
         sys.stderr.write(
             f"\nPassphrase must be at least {keys.MIN_PASSPHRASE} characters!\n"
         )
@@ -386,7 +386,7 @@ def _warn_pinned_certificates(
 
     OpenSSL rejects an issuer whose serial differs from that one, so those
     certificates verify only while the old CA certificate is trusted too.
-    easy-rsa 3.2.7 says nothing about this.
+    easy-rsa 3.2.7 prints no warning about this.
     """
     pinned = []
     for path in sorted((layout.root / "issued").glob("*.crt")):
@@ -397,9 +397,9 @@ def _warn_pinned_certificates(
         if serial == old.serial_number:
             pinned.append(path.name)
     if pinned:
-        shown = ", ".join(pinned[:5]) + (", ..." if len(pinned) > 5 else "")
+        listing = ", ".join(pinned[:5]) + (", ..." if len(pinned) > 5 else "")
         console.warn(
-            f"{len(pinned)} issued certificate(s) ({shown}) name the old CA certificate's "
+            f"{len(pinned)} issued certificate(s) ({listing}) name the old CA certificate's "
             "serial number in their authorityKeyIdentifier, so OpenSSL verifies them only "
             "while the old CA certificate is trusted too. Give peers both CA certificates "
             f"(the old one is in {layout.root / _EXPIRED_CA_LIST}) until those "
@@ -519,7 +519,7 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     serial = x509.random_serial_number()
     extensions = _self_sign_extensions(key, subject, serial, _SELF_SIGN_USAGE[kind])
-    # easy-rsa 3.2.7 always signs these with SHA-256, whatever --digest says.
+    # easy-rsa 3.2.7 always signs these with SHA-256, whatever --digest is.
     certificate = self_signed_certificate(
         key, subject, settings.cert_expire, "sha256", extensions, serial
     )

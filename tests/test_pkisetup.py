@@ -299,6 +299,7 @@ def test_build_ca_nopass_matches(reference: Any, tmp_path: Path) -> None:
         check=True,
     )
     product_ok(ours, "--req-cn=Test CA", "--days=1000", "build-ca", "nopass")
+
     expected = certificate_shape(real / "ca.crt")
     if reference.version != "3.2.7":
         # Before 3.2.7 the `ca` profile left basicConstraints non-critical.
@@ -311,6 +312,7 @@ def test_build_ca_nopass_matches(reference: Any, tmp_path: Path) -> None:
     )
     assert (ours / "index.txt").read_bytes() == b""
     assert (ours / "serial").read_bytes() == (real / "serial").read_bytes()
+
     real_tree = tree_modes(real, exclude=OPENSSL_CONFIGS)
     if reference.version == "3.1.0":
         # 3.1.0 also makes these two, and vars; 3.2 dropped them.
@@ -539,14 +541,17 @@ def test_real_script_signs_with_our_subca(reference_for: Any, tmp_path: Path) ->
     sub.parent.mkdir()
     reference_ok(real_327, root, "init-pki", check=True)
     reference_ok(real_327, root, "build-ca", "nopass", check=True)
+
     product_ok(sub, "init-pki")
     product_ok(sub, "build-ca", "nopass", "subca")
     reference_ok(
         real_327, root, "import-req", str(sub / "reqs" / "ca.req"), "sub", check=True
     )
     reference_ok(real_327, root, "sign-req", "ca", "sub", check=True)
+
     (sub / "ca.crt").write_bytes((root / "issued" / "sub.crt").read_bytes())
     reference_ok(real_327, sub, "build-server-full", "vpn", "nopass", check=True)
+
     chain = tmp_path / "chain.pem"
     chain.write_bytes((root / "ca.crt").read_bytes())
     verify = subprocess.run(
