@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-
 from issuing_tools import ENABLE, pem_part
 from pkitools import pki_state, read_index, run_product
 
