@@ -2,7 +2,7 @@
 
 The real easy-rsa and easyrsa_py run the same commands on two copies of one
 fixture PKI. The new certificate, request, key, index row and files must
-agree field by field (issuing_tools says how). Deliberate differences are
+agree field by field, as issuing_tools describes. Deliberate differences are
 asserted where they show.
 """
 
@@ -475,7 +475,7 @@ def test_real_script_revokes_product_certificate(reference_for, pki_copy) -> Non
     assert (pki / "issued" / "mixed2.crt").is_file()
 
 
-def test_product_signs_after_real_script_sequential(reference_for, pki_copy) -> None:
+def test_sequential_serials_interleave(reference_for, pki_copy) -> None:
     reference = reference_for("3.2.7")
     pki = pki_copy("v3.2.7-rsa")
     (pki / "serial").write_text("10\n")

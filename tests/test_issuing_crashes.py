@@ -32,7 +32,7 @@ def certificate_files(pki: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("count", range(1, RENAMES + 1))
-def test_killed_sign_req_keeps_rows_for_certificates(pki_copy, count: int) -> None:
+def test_killed_sign_req_keeps_rows(pki_copy, count: int) -> None:
     pki = prepared_pki(pki_copy)
     fault = {**ENABLE, "EASYRSA_PY_FAULT": f"write-rename-before:{count}:kill"}
     result = run_product(pki, "sign-req", "client", "crash", env=fault)
