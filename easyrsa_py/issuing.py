@@ -16,6 +16,9 @@ from easyrsa_py.errors import EasyRSAError, UsageError
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import (
+        CertificateIssuerPrivateKeyTypes,
+    )
 
     from easyrsa_py.commands import Context
 
@@ -124,11 +127,10 @@ def create_request(
 
 
 def request_extensions(
-    context: Context, key: object, subject: x509.Name
+    context: Context, key: CertificateIssuerPrivateKeyTypes, subject: x509.Name
 ) -> list[x509.Extension[x509.ExtensionType]]:
     """Build the request's extensions from EASYRSA_EXTRA_EXTS and --san, as gen-req adds them."""
     from easyrsa_py import profiles
-    from easyrsa_py.signing import SigningOptions
 
     raw = context.settings.raw
     lines: list[profiles.ProfileLine] = []
@@ -142,12 +144,12 @@ def request_extensions(
         )
     if not lines:
         return []
-    public_key = key.public_key()  # type: ignore[attr-defined]
+    public_key = key.public_key()
     extension_context = profiles.ExtensionContext(
         subject_public_key=public_key,
         issuer_name=subject,
         issuer_public_key=public_key,
-        environment=SigningOptions.from_settings(context.settings).environment,
+        environment=dict(raw),
     )
     return profiles.build_extensions(profiles.merge_lines(lines), extension_context)
 
