@@ -562,11 +562,14 @@ _MORE_COMMANDS = (
             "gen-tls-crypt-key", "Generate an OpenVPN tls-crypt key in private/easyrsa-tls.key.",
             needs_ca=False),
     Command("gen-tls-cryptv2-key", _delegate("tlskeys", "gen_tls_key", "tls-crypt-v2"),
-            "gen-tls-cryptv2-key", "Generate an OpenVPN tls-crypt-v2 server key.", needs_ca=False),
+            "gen-tls-cryptv2-key",
+            "Not available, as in easy-rsa: tls-crypt-v2 keys need the openvpn binary. Prints\n"
+            "the 'openvpn --genkey' commands that make them, and exits 1.", needs_ca=False),
     Command("import-tls-key", _delegate("tlskeys", "import_tls_key"), "import-tls-key FILE",
             "Copy an OpenVPN tls-auth or tls-crypt key into private/easyrsa-tls.key.",
             needs_ca=False),
-    Command("write", _delegate("tlskeys", "write"), "write TYPE [FOLDER]",
+    Command("write", _delegate("tlskeys", "write"),
+            "write TYPE [FILE|FOLDER [overwrite]] | legacy | legacy-hard",
             "Print or write one of the files easy-rsa keeps beside the script\n"
             "(vars, safe-cnf, COMMON and the x509-types profiles).",
             needs_ca=False, needs_pki=False, takes_lock=False),
@@ -578,10 +581,8 @@ COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LI
 # commands that easyrsa_py does not implement.
 NOT_YET_IMPLEMENTED = frozenset({
     "init-pki", "clean-all", "build-ca", "renew-ca", "self-sign-server", "self-sign-client",
-    "gen-dh", "gen-req", "sign-req", "sign", "import-req", "import-ca", "import-tls-key",
-    "build-client-full", "build-server-full", "build-serverClient-full", "show-req",
-    "show-cert", "show-ca", "show-host", "gen-tls-auth-key", "gen-tls-crypt-key",
-    "gen-tls-cryptv2-key", "write", "upgrade",
+    "gen-req", "sign-req", "sign", "import-req", "import-ca", "build-client-full",
+    "build-server-full", "build-serverClient-full", "upgrade",
 })
 
 

@@ -534,16 +534,6 @@ NOT_YET = (
     "build-client-full",
     "build-server-full",
     "build-serverClient-full",
-    "show-req",
-    "show-cert",
-    "show-ca",
-    "show-host",
-    "gen-dh",
-    "gen-tls-auth-key",
-    "gen-tls-crypt-key",
-    "gen-tls-cryptv2-key",
-    "import-tls-key",
-    "write",
     "upgrade",
     "clean-all",
 )
@@ -622,6 +612,16 @@ def test_help_options_lists_every_option(tmp_path):
 
 
 IMPLEMENTED_EASYRSA_COMMANDS = (
+    "show-req",
+    "show-cert",
+    "show-ca",
+    "show-host",
+    "gen-dh",
+    "gen-tls-auth-key",
+    "gen-tls-crypt-key",
+    "gen-tls-cryptv2-key",
+    "import-tls-key",
+    "write",
     "inline",
     "renew",
     "expire",
