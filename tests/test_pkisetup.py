@@ -353,6 +353,8 @@ def test_build_ca_default_common_name(reference_for: Any, tmp_path: Path) -> Non
         ("--algo=ec", "--curve=prime256v1", "--digest=sha384"),
         ("--algo=ed",),
         ("--keysize=3072", "--digest=sha512"),
+        # Only sign-req reads --subca-len; build-ca ignores it in every version.
+        ("--subca-len=1",),
     ],
 )
 def test_build_ca_algorithms_match(
@@ -447,7 +449,7 @@ def test_build_ca_subca_request_matches(reference: Any, tmp_path: Path) -> None:
     assert (ours / "private" / "ca.key").is_file()
 
 
-def test_build_ca_refuses_existing_ca(tmp_path: Path) -> None:
+def test_build_ca_rejects_existing_ca(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
     product_ok(pki, "build-ca", "nopass")
@@ -458,7 +460,7 @@ def test_build_ca_refuses_existing_ca(tmp_path: Path) -> None:
     assert pki_state(pki) == before
 
 
-def test_build_ca_refuses_subca_key(tmp_path: Path) -> None:
+def test_build_ca_rejects_subca_key(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
     product_ok(pki, "build-ca", "nopass", "subca")
@@ -469,7 +471,7 @@ def test_build_ca_refuses_subca_key(tmp_path: Path) -> None:
     assert pki_state(pki) == before
 
 
-def test_build_ca_refuses_index_records(tmp_path: Path) -> None:
+def test_build_ca_rejects_index_records(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
     (pki / "index.txt").write_text("V\t301231235959Z\t\t01\tunknown\t/CN=a\n")
@@ -574,8 +576,9 @@ def test_real_script_signs_with_our_subca(reference_for: Any, tmp_path: Path) ->
 # --- renew-ca --------------------------------------------------------------------
 
 
-def test_renew_ca_matches(reference_for: Any, tmp_path: Path) -> None:
-    real_327 = reference_for("3.2.7")
+@pytest.mark.parametrize("version", ["3.2.2", "3.2.7"])
+def test_renew_ca_matches(reference_for: Any, tmp_path: Path, version: str) -> None:
+    real_327 = reference_for(version)
     real, ours = init_both(real_327, tmp_path)
     for pki in (real, ours):
         reference_ok(
@@ -591,7 +594,18 @@ def test_renew_ca_matches(reference_for: Any, tmp_path: Path) -> None:
     old = load_certificate(ours / "ca.crt")
     reference_ok(real_327, real, "--days=500", "renew-ca", check=True)
     product_ok(ours, "--days=500", "renew-ca")
-    assert certificate_shape(ours / "ca.crt") == certificate_shape(real / "ca.crt")
+
+    expected = certificate_shape(real / "ca.crt")
+    if version == "3.2.2":
+        # 3.2.2 signs with the default sha256 and its `ca` profile leaves
+        # basicConstraints non-critical. 3.2.7 keeps the old digest.
+        assert expected["signature"] == "1.2.840.113549.1.1.11"
+        expected["signature"] = "1.2.840.113549.1.1.12"
+        oid, critical, value = expected["extensions"][0]
+        assert (oid, critical) == ("2.5.29.19", False)
+        expected["extensions"][0] = (oid, True, value)
+    assert certificate_shape(ours / "ca.crt") == expected
+
     new = load_certificate(ours / "ca.crt")
     assert new.public_key() == old.public_key()
     assert new.serial_number != old.serial_number
@@ -676,9 +690,12 @@ def test_renew_ca_of_real_ca(reference_for: Any, tmp_path: Path) -> None:
 # --- self-sign -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("version", ["3.2.2", "3.2.7"])
 @pytest.mark.parametrize("kind", ["server", "client"])
-def test_self_sign_matches(reference_for: Any, tmp_path: Path, kind: str) -> None:
-    real_327 = reference_for("3.2.7")
+def test_self_sign_matches(
+    reference_for: Any, tmp_path: Path, kind: str, version: str
+) -> None:
+    real_327 = reference_for(version)
     real, ours = init_both(real_327, tmp_path)
     reference_ok(real_327, real, f"self-sign-{kind}", "alice", "nopass", check=True)
     product_ok(ours, f"self-sign-{kind}", "alice", "nopass")
@@ -688,8 +705,14 @@ def test_self_sign_matches(reference_for: Any, tmp_path: Path, kind: str) -> Non
     assert private_key_shape(ours / "private" / "alice.key", None) == private_key_shape(
         real / "private" / "alice.key", None
     )
-    assert (ours / "peer-fp.mode").read_bytes() == (real / "peer-fp.mode").read_bytes()
     assert (ours / "inline" / "private" / "alice.inline").is_file()
+    if version == "3.2.2":
+        # 3.2.2 did not mark the PKI, so it let build-ca run in it afterwards.
+        assert not (real / "peer-fp.mode").exists()
+    else:
+        assert (ours / "peer-fp.mode").read_bytes() == (
+            real / "peer-fp.mode"
+        ).read_bytes()
 
 
 def test_self_sign_ed_key(tmp_path: Path) -> None:
@@ -723,7 +746,7 @@ def test_self_sign_bad_input(
     assert pki_state(pki) == before
 
 
-def test_self_sign_refused_in_ca(tmp_path: Path) -> None:
+def test_self_sign_rejected_in_ca(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
     product_ok(pki, "build-ca", "nopass")
@@ -734,7 +757,7 @@ def test_self_sign_refused_in_ca(tmp_path: Path) -> None:
     assert pki_state(pki) == before
 
 
-def test_build_ca_refused_after_self_sign(tmp_path: Path) -> None:
+def test_build_ca_rejected_after_self_sign(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
     product_ok(pki, "init-pki")
     product_ok(pki, "self-sign-server", "alice", "nopass")
@@ -811,8 +834,11 @@ def test_import_ca_text_identical(reference_for: Any, tmp_path: Path) -> None:
     assert (ours / "inline" / "external-ca.list").read_text() == real_list
 
 
-def test_renew_ca_archive_identical(reference_for: Any, tmp_path: Path) -> None:
-    real_327 = reference_for("3.2.7")
+@pytest.mark.parametrize("version", ["3.2.2", "3.2.7"])
+def test_renew_ca_archive_identical(
+    reference_for: Any, tmp_path: Path, version: str
+) -> None:
+    real_327 = reference_for(version)
     real = tmp_path / "real" / "pki"
     real.parent.mkdir()
     reference_ok(real_327, real, "init-pki", check=True)
