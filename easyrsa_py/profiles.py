@@ -88,7 +88,20 @@ _KEY_USAGE_NAMES = {
     "encipherOnly": "encipher_only",
     "decipherOnly": "decipher_only",
 }
-# OpenSSL's short and long names for the extended key usages it knows.
+# OpenSSL also accepts the long names it prints, such as "Digital Signature".
+_KEY_USAGE_LONG_NAMES = {
+    "Digital Signature": "digitalSignature",
+    "Non Repudiation": "nonRepudiation",
+    "Key Encipherment": "keyEncipherment",
+    "Data Encipherment": "dataEncipherment",
+    "Key Agreement": "keyAgreement",
+    "Certificate Sign": "keyCertSign",
+    "CRL Sign": "cRLSign",
+    "Encipher Only": "encipherOnly",
+    "Decipher Only": "decipherOnly",
+}
+# OpenSSL's short names, and the long names of the common ones, for the
+# extended key usages it knows.
 _EKU_NAMES = {
     "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
     "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -107,6 +120,13 @@ _EKU_NAMES = {
     "msSmartcardLogin": ObjectIdentifier("1.3.6.1.4.1.311.20.2.2"),
     "pkInitKDC": ObjectIdentifier("1.3.6.1.5.2.3.5"),
     "pkInitClientAuth": ObjectIdentifier("1.3.6.1.5.2.3.4"),
+    "TLS Web Server Authentication": ExtendedKeyUsageOID.SERVER_AUTH,
+    "TLS Web Client Authentication": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "Code Signing": ExtendedKeyUsageOID.CODE_SIGNING,
+    "E-mail Protection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    "Time Stamping": ExtendedKeyUsageOID.TIME_STAMPING,
+    "OCSP Signing": ExtendedKeyUsageOID.OCSP_SIGNING,
+    "Any Extended Key Usage": ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
 }
 # Bits of the Netscape certificate type (nsCertType), most significant first.
 _NS_CERT_TYPE_BITS = {
@@ -430,7 +450,8 @@ def _basic_constraints(line: ProfileLine, *_: Any) -> x509.BasicConstraints:
 
 def _key_usage(line: ProfileLine, *_: Any) -> x509.KeyUsage:
     flags = dict.fromkeys(_KEY_USAGE_NAMES.values(), False)
-    for item in _items(line.value):
+    for raw_item in _items(line.value):
+        item = _KEY_USAGE_LONG_NAMES.get(raw_item, raw_item)
         if item not in _KEY_USAGE_NAMES:
             raise _fail(
                 line, f"unknown key usage {item!r}; expected one of {', '.join(_KEY_USAGE_NAMES)}."
