@@ -107,7 +107,8 @@ def _aki_lines(value: x509.AuthorityKeyIdentifier) -> list[str]:
 
 
 def _extension_lines(extension: x509.Extension[x509.ExtensionType], indent: str) -> list[str]:
-    critical = " critical" if extension.critical else ""
+    # OpenSSL prints ": critical" or ": " (with the space) after the name.
+    critical = "critical" if extension.critical else ""
     value = extension.value
     if extension.oid == ExtensionOID.AUTHORITY_KEY_IDENTIFIER:
         header, body = "X509v3 Authority Key Identifier", _aki_lines(value)  # type: ignore[arg-type]
@@ -122,7 +123,7 @@ def _extension_lines(extension: x509.Extension[x509.ExtensionType], indent: str)
         header, body = "Hold Instruction Code", [_HOLD_INSTRUCTION_TEXT.get(raw, raw.hex())]
     else:
         header, body = extension.oid.dotted_string, [repr(value)]
-    lines = [f"{indent}{header}:{critical} "]
+    lines = [f"{indent}{header}: {critical}"]
     lines.extend(f"{indent}    {line}" for line in body)
     return lines
 

@@ -20,8 +20,8 @@ from cryptography.x509.oid import ExtensionOID
 
 from easyrsa_py.crl_text import _SIGNATURE_NAMES, _aki_lines, _colon_hex, _date
 from easyrsa_py.der import name_attributes
-from easyrsa_py.display import _LONG_NAMES, _decode
-from easyrsa_py.names import SHORT_NAMES, subject_oneline
+from easyrsa_py.display import attribute_text
+from easyrsa_py.names import subject_oneline
 
 # OpenSSL prints 15 bytes of a public key and 18 of a signature per line.
 _KEY_BYTES_PER_LINE = 15
@@ -83,28 +83,6 @@ _NIST_CURVES = {
     "secp521r1": "P-521",
 }
 
-# OpenSSL's long names of name attributes where display._LONG_NAMES has
-# none and the long name differs from the short one (OpenSSL 3.0.19).
-_MORE_LONG_NAMES = {
-    "2.5.4.98": "countryCode3c",
-    "2.5.4.99": "countryCode3n",
-    "1.2.840.113549.1.9.14": "Extension Request",
-    "1.2.840.113549.1.9.15": "S/MIME Capabilities",
-    "0.9.2342.19200300.100.1.3": "rfc822Mailbox",
-    "0.9.2342.19200300.100.1.44": "uniqueIdentifier",
-    "1.3.6.1.4.1.311.60.2.1.1": "jurisdictionLocalityName",
-    "1.3.6.1.4.1.311.60.2.1.2": "jurisdictionStateOrProvinceName",
-    "1.3.6.1.4.1.311.60.2.1.3": "jurisdictionCountryName",
-    "1.2.643.100.111": "Signing Tool of Subject",
-    "1.2.643.100.112": "Signing Tool of Issuer",
-    "1.2.643.100.113": "Class of Signing Tool",
-    "1.2.643.100.113.1": "Class of Signing Tool KC1",
-    "1.2.643.100.113.2": "Class of Signing Tool KC2",
-    "1.2.643.100.113.3": "Class of Signing Tool KC3",
-    "1.2.643.100.113.4": "Class of Signing Tool KB1",
-    "1.2.643.100.113.5": "Class of Signing Tool KB2",
-    "1.2.643.100.113.6": "Class of Signing Tool KA1",
-}
 
 _EXTENSION_HEADERS = {
     "2.5.29.19": "X509v3 Basic Constraints",
@@ -128,27 +106,18 @@ def _hex_block(data: bytes, per_line: int, indent: str) -> list[str]:
     return [f"{indent}{text[start:start + width]}" for start in range(0, len(text), width)]
 
 
-def _attribute_text(dotted: str, tag: int, value: bytes) -> str:
-    long_name = _LONG_NAMES.get(dotted) or _MORE_LONG_NAMES.get(dotted) or SHORT_NAMES.get(dotted)
-    if long_name is None:
-        # OpenSSL pads only names it knows. An unknown type shows its dotted OID.
-        return f"{dotted} = {_decode(tag, value)}"
-    return f"{long_name:<25} = {_decode(tag, value)}"
-
-
 def _name_lines(title: str, name: x509.Name) -> list[str]:
     """Render a name as `-nameopt utf8,sep_multiline,space_eq,lname,align` does.
 
     Those options include no escaping option, so OpenSSL prints each value
-    as it is, commas and control characters included. display.multiline_dn
-    escapes RFC 2253 specials, which OpenSSL does not do here. Each RDN gets
+    as it is, commas and control characters included. Each RDN gets
     one line, with the attributes of a multi-valued RDN joined by " + ".
     An empty name leaves one line of indentation.
     """
     rdns = name_attributes(name.public_bytes())
     lines = [f"        {title}:"]
     lines += [
-        "            " + " + ".join(_attribute_text(*attribute) for attribute in rdn) for rdn in rdns
+        "            " + " + ".join(attribute_text(*attribute) for attribute in rdn) for rdn in rdns
     ]
     if not rdns:
         lines.append("            ")

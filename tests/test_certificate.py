@@ -106,3 +106,30 @@ def test_certificate_as_request_rejected(tmp_path):
     path.write_bytes(CERTIFICATES[0].read_bytes())
     with pytest.raises(FileFormatError, match="not a valid PEM certificate request"):
         check_request(path)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "/O=Org, Inc/CN=alice",
+        "/CN= #lead<a>\"q\"\\\\;x",
+        "/O=Org+OU=Unit/CN=multi",
+        "/CN=tab\there",
+        "/CN=Jürgen Groß",
+    ],
+)
+def test_multiline_dn_escapes_nothing_as_openssl(tmp_path, subject):
+    """easy-rsa's name options print each value as it is and join a multi-valued RDN with ' + '."""
+    certificate = tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", tmp_path / "key.pem", "-out", certificate, "-subj", subject, "-multivalue-rdn",
+         "-utf8"],
+        capture_output=True, check=True,
+    )
+    result = subprocess.run(
+        ["openssl", "x509", "-in", certificate, "-noout", "-subject",
+         "-nameopt", "utf8,sep_multiline,space_eq,lname,align"],
+        capture_output=True, text=True, check=True,
+    )
+    assert multiline_dn(read_certificate(certificate).subject_der) == result.stdout.rstrip("\n")
