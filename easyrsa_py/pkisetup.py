@@ -497,7 +497,7 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
     certificate has the name as its common name, and pki/peer-fp.mode marks
     the PKI so that build-ca refuses it afterwards.
     """
-    from easyrsa_py.inline import write_inline
+    from easyrsa_py.inline import write_peer_fingerprint_inline
     from easyrsa_py.revoke import check_file_name_base
 
     settings, layout, console = context.settings, context.layout, context.console
@@ -534,7 +534,7 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
             (layout.root / "peer-fp.mode", _PEER_FINGERPRINT_MARK, None),
         ]
     )
-    write_inline(layout, settings, console, name)
+    write_peer_fingerprint_inline(layout, settings, console, name)
     curve = key_settings.curve
     console.notice(
         f"Self-signed '{key_settings.algo}/{curve}' key and certificate created:\n"

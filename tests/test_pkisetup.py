@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pkitools import pki_state, run_product, tree_modes
 
@@ -707,12 +707,19 @@ def test_self_sign_matches(
     )
     assert (ours / "inline" / "private" / "alice.inline").is_file()
     if version == "3.2.2":
-        # 3.2.2 did not mark the PKI, so it let build-ca run in it afterwards.
+        # 3.2.2 did not mark the PKI, so it let build-ca run in it afterwards,
+        # and wrote no peer-fingerprint list.
         assert not (real / "peer-fp.mode").exists()
     else:
         assert (ours / "peer-fp.mode").read_bytes() == (
             real / "peer-fp.mode"
         ).read_bytes()
+        assert tree_modes(ours) == tree_modes(real)
+        fingerprint = load_certificate(ours / "issued" / "alice.crt").fingerprint(
+            hashes.SHA256()
+        )
+        listing = (ours / "inline" / f"pfp-{kind}.list-inline").read_text()
+        assert fingerprint.hex(":").upper() in listing
 
 
 def test_self_sign_ed_key(tmp_path: Path) -> None:
