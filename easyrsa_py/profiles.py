@@ -3,15 +3,17 @@
 A profile is a small OpenSSL extension config (``keyUsage = ...`` lines)
 named after the certificate type. easy-rsa 3.2.7 takes the type's file from
 the first x509-types folder it finds: EASYRSA_EXT_DIR when set, else
-``$EASYRSA_PKI/x509-types``, ``$EASYRSA/x509-types`` and
-``$PWD/x509-types`` in that order. A type missing from that folder falls
-back to a built-in profile. The COMMON profile is appended to every type.
+``$EASYRSA_PKI/x509-types``, ``$EASYRSA/x509-types``, ``$PWD/x509-types``
+and the x509-types folders of a packaged install (SYSTEM_AREAS), in that
+order. A type missing from that folder falls back to a built-in profile.
+The COMMON profile is appended to every type.
 
 The built-in profiles here carry the content of the x509-types files that
 easy-rsa 3.2.7 ships (3.1.0 and 3.2.2 differ only in ``ca``, whose
 basicConstraints is not critical there). 3.2.7's own in-script fallback
-differs a little (its client profile adds keyEncipherment), but every
-packaged easy-rsa installs the files, so they are what users get.
+differs a little (its client profile adds keyEncipherment) and lacks
+code-signing and kdc, but every packaged easy-rsa installs the files, so
+they are what users get.
 
 Lines are parsed into `cryptography` extension objects by
 `build_extensions`; a line that cannot be expressed raises ProfileError
@@ -37,6 +39,9 @@ from easyrsa_py import der
 from easyrsa_py.errors import EasyRSAError
 
 X509_TYPES_FOLDER = "x509-types"
+# Where easy-rsa 3.2.7 also looks after the PKI, $EASYRSA and $PWD (and its
+# own folder, which easyrsa_py does not have): the packaged installs.
+SYSTEM_AREAS = (Path("/usr/local/share/easy-rsa"), Path("/usr/share/easy-rsa"), Path("/etc/easy-rsa"))
 
 _CLIENT_SERVER_COMMON = """\
 basicConstraints = CA:FALSE
@@ -224,7 +229,7 @@ def search_folders(
         return [Path(explicit)]
     working = cwd if cwd is not None else Path.cwd()
     folders: list[Path] = []
-    for area in (pki_dir, easyrsa_dir, working):
+    for area in (pki_dir, easyrsa_dir, working, *SYSTEM_AREAS):
         candidate = area / X509_TYPES_FOLDER
         if candidate not in folders:
             folders.append(candidate)
