@@ -541,3 +541,16 @@ def test_gen_req_overwrite_asks_for_confirmation(pki_copy) -> None:
     assert "  Confirm request overwrite: " in result.stderr
     assert "  Confirm key overwrite: " in result.stderr
     assert (pki / "private" / "alice.key").read_bytes() != old_key
+
+
+def test_build_full_refused_confirmation_keeps_pki(pki_copy) -> None:
+    from pkitools import pki_state
+
+    pki = pki_copy("v3.2.7-rsa")
+    before = pki_state(pki)
+    result = run_product(pki, "build-client-full", "nope", "nopass", env=ENABLE, batch=False, input="no\n")
+
+    assert result.returncode == 1
+    assert "  Confirm requested details: " in result.stderr
+    assert "Aborting without confirmation." in result.stderr
+    assert pki_state(pki) == before
