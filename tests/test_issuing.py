@@ -172,6 +172,13 @@ OPTION_CASES = {
         ("sign-req", "server", "s1", "preserve"),
     ],
     "req-cn": [("--req-cn=Other Name", "gen-req", "s1", "nopass"), ("sign-req", "client", "s1")],
+    "org-dn-utf8": [
+        (
+            "--dn-mode=org", "--req-c=DE", "--req-st=Bayern", "--req-city=München",
+            "--req-org=Bäckerei Müller", "--req-ou=Qualité", "--req-email=f@example.org",
+            "--req-cn=François Dupré", "build-client-full", "s1", "nopass",
+        ),
+    ],
 }
 
 

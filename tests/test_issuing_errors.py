@@ -219,3 +219,14 @@ def test_import_req_name_taken(pki: Path) -> None:
 
 def test_import_req_wrong_argument_count(pki: Path) -> None:
     assert_rejected(pki, "import-req", str(pki / "reqs" / "alice.req"), expected="import-req FILE NAME")
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("--req-c=USA", "Invalid value 'USA' for 'Country Name (2 letter code)'"),
+        ("--req-cn=" + "x" * 65, "Common Name"),
+    ],
+)
+def test_gen_req_field_length(pki: Path, option: str, expected: str) -> None:
+    assert_rejected(pki, "--dn-mode=org", option, "gen-req", "longname", "nopass", expected=expected)
