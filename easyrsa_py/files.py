@@ -262,8 +262,15 @@ def move_no_clobber(source: Path, target: Path) -> None:
     before the rename is the last fallback.
     """
     fault_point("move-before", target)
-    if not _rename_no_replace(source, target):
-        _link_then_unlink(source, target)
+    try:
+        if not _rename_no_replace(source, target):
+            _link_then_unlink(source, target)
+    except FileExistsError:
+        if not _same_file(source, target):
+            raise
+        # A crash between an earlier link and unlink left both names.
+        logger.warning("finishing an interrupted move of %s to %s", source, target)
+        os.unlink(source)
     fault_point("move-after")
     _fsync_dir(target.parent)
     if source.parent != target.parent:
@@ -310,14 +317,18 @@ def _rename_no_replace(source: Path, target: Path) -> bool:
     raise OSError(code, os.strerror(code), str(source), None, str(target))
 
 
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
 def _link_then_unlink(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except FileExistsError:
-        if not os.path.samefile(source, target):
-            raise
-        # A crash between an earlier link and unlink left both names.
-        logger.warning("finishing an interrupted move of %s to %s", source, target)
+        raise
     except OSError:
         if target.exists():
             raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
