@@ -462,11 +462,13 @@ _BUILD_FULL = (
 _EXPORT = "Write {what} for NAME to {where}."
 
 _MORE_COMMANDS = (
-    Command("init-pki", _delegate("pkisetup", "init_pki"), "init-pki [soft]",
-            "Create an empty PKI folder. An existing PKI is removed after confirmation;\n"
-            "'soft' keeps its vars file.", needs_ca=False, needs_pki=False, takes_lock=False,
+    Command("init-pki", _delegate("pkisetup", "init_pki"), "init-pki [soft|hard] [rsa|ec|ed|CURVE]",
+            "Create an empty PKI folder. An existing PKI is emptied after confirmation;\n"
+            "'soft' keeps its requests, vars file and TLS key. A key algorithm or curve\n"
+            "writes a vars file that selects it. Only a folder holding nothing but PKI\n"
+            "files is ever emptied.", needs_ca=False, needs_pki=False, takes_lock=False,
             reads_vars=False),
-    Command("clean-all", _delegate("pkisetup", "init_pki"), "clean-all [soft]",
+    Command("clean-all", _delegate("pkisetup", "init_pki"), "clean-all [soft|hard] [rsa|ec|ed|CURVE]",
             "Same as 'init-pki'.", needs_ca=False, needs_pki=False, takes_lock=False,
             reads_vars=False),
     Command("build-ca", _delegate("pkisetup", "build_ca"), "build-ca [nopass] [subca]",
@@ -484,7 +486,8 @@ _MORE_COMMANDS = (
             "Create a key and a self-signed client certificate for NAME, without a CA.",
             needs_ca=False, days_variable="EASYRSA_CERT_EXPIRE"),
     Command("import-ca", _delegate("pkisetup", "import_ca"), "import-ca FILE",
-            "Copy a CA certificate into the PKI as ca.crt (a sub-CA's signed certificate)."),
+            "Add a certificate of another CA to inline/external-ca.list, which inline files\n"
+            "include after ca.crt. ca.crt itself is not changed."),
     Command("gen-req", _delegate("issuing", "gen_req"), "gen-req NAME [nopass]",
             "Generate a private key and a certificate request for NAME.", needs_ca=False),
     Command("sign-req", _delegate("issuing", "sign_req"), "sign-req TYPE NAME",
@@ -580,9 +583,8 @@ COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LI
 # Commands in the table whose modules are not written yet, and easy-rsa 3.1
 # commands that easyrsa_py does not implement.
 NOT_YET_IMPLEMENTED = frozenset({
-    "init-pki", "clean-all", "build-ca", "renew-ca", "self-sign-server", "self-sign-client",
-    "gen-req", "sign-req", "sign", "import-req", "import-ca", "build-client-full",
-    "build-server-full", "build-serverClient-full", "upgrade",
+    "gen-req", "sign-req", "sign", "import-req", "build-client-full", "build-server-full",
+    "build-serverClient-full", "upgrade",
 })
 
 
