@@ -39,8 +39,8 @@ from easyrsa_py import der
 from easyrsa_py.errors import EasyRSAError
 
 X509_TYPES_FOLDER = "x509-types"
-# Where easy-rsa 3.2.7 also looks after the PKI, $EASYRSA and $PWD (and its
-# own folder, which easyrsa_py does not have): the packaged installs.
+# The packaged install folders easy-rsa 3.2.7 also searches after the PKI,
+# $EASYRSA and $PWD (and its own folder, which easyrsa_py lacks).
 SYSTEM_AREAS = (Path("/usr/local/share/easy-rsa"), Path("/usr/share/easy-rsa"), Path("/etc/easy-rsa"))
 
 _CLIENT_SERVER_COMMON = """\
@@ -106,7 +106,7 @@ _KEY_USAGE_LONG_NAMES = {
     "Decipher Only": "decipherOnly",
 }
 # OpenSSL's short names, and the long names of the common ones, for the
-# extended key usages it knows.
+# extended key usages it defines.
 _EKU_NAMES = {
     "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
     "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -368,7 +368,7 @@ def build_extensions(
     """Turn profile lines into extensions, in line order.
 
     A value that yields no extension (an authorityKeyIdentifier with
-    nothing to say, `issuer:copy` of an issuer without subjectAltName) is
+    neither a key id nor an issuer, or subjectKeyIdentifier = none) is
     left out, as OpenSSL leaves it out.
     """
     extensions: list[x509.Extension[x509.ExtensionType]] = []
