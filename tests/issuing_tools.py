@@ -133,10 +133,15 @@ def without_inline(paths: dict[str, int]) -> dict[str, int]:
     return {path: mode for path, mode in paths.items() if not path.startswith("inline")}
 
 
-def last_row(pki: Path) -> list[str]:
-    """Return the last index.txt row with its serial replaced by a marker."""
+def last_row(pki: Path, exact_date: bool = False) -> list[str]:
+    """Return the last index.txt row with its serial replaced by a marker.
+
+    The expiry date becomes its length (13 for UTCTime, 15 for
+    GeneralizedTime) unless `exact_date`, for runs with a fixed --enddate.
+    """
     row = read_index(pki)[-1]
-    return [row[0], "<date>", row[2], "<serial>", *row[4:]]
+    date = row[1] if exact_date else f"<{len(row[1])} characters>"
+    return [row[0], date, row[2], "<serial>", *row[4:]]
 
 
 BASIC_CONSTRAINTS = ExtensionOID.BASIC_CONSTRAINTS.dotted_string

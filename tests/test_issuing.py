@@ -145,6 +145,9 @@ OPTION_CASES = {
     "dates": [
         ("--startdate=20300101000000Z", "--enddate=20310101000000Z", "build-client-full", "s1", "nopass")
     ],
+    "dates-utctime": [
+        ("--startdate=300101000000Z", "--enddate=310101000000Z", "build-client-full", "s1", "nopass")
+    ],
     "dates-generalized": [
         ("--startdate=20600101000000Z", "--enddate=20610101000000Z", "build-client-full", "s1", "nopass")
     ],
@@ -204,7 +207,8 @@ def test_options_match(reference_for, pki_copy, case: str, version: str) -> None
     compare_certificates(
         reference_pki / "issued" / f"{name}.crt", product_pki / "issued" / f"{name}.crt", version, cert_type
     )
-    assert last_row(product_pki) == last_row(reference_pki)
+    fixed_end = any(word.startswith("--enddate=") for command in commands for word in command)
+    assert last_row(product_pki, fixed_end) == last_row(reference_pki, fixed_end)
     assert summarize_request(product_pki / "reqs" / f"{name}.req") == summarize_request(
         reference_pki / "reqs" / f"{name}.req"
     )
