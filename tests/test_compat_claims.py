@@ -589,7 +589,7 @@ def test_revoke_issued_on_310_pki(pki_copy):
 
 
 def test_help_not_yet_command_says_so(tmp_path):
-    result = run_product(tmp_path / "pki", "help", "build-ca")
+    result = run_product(tmp_path / "pki", "help", "upgrade")
 
     assert result.returncode == 1
     assert "does not implement yet" in result.stderr
