@@ -211,7 +211,7 @@ def format_result(result: dict[str, Any]) -> list[str]:
         format_row("easyrsa_py", result["easyrsa_py"], " s", 3),
         format_row("easy-rsa", result["easy-rsa"], " s", 3),
         format_row("ratio", result["ratio"], "", 4),
-        f"  ratios      {', '.join(f'{ratio:.3f}' for ratio in result['ratios'])}",
+        f"  ratios      {', '.join(f'{ratio:.4f}' for ratio in result['ratios'])}",
         f"  target      {result['target']}: {outcome}",
     ]
 
