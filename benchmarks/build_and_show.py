@@ -186,9 +186,7 @@ def prepare_status_pki(work_dir: Path, rows: int) -> Path:
 
 
 def status_workload(template: Path, command: str) -> Workload:
-    return Workload(
-        template, ((command,),), check_nothing_written, check_same_serials
-    )
+    return Workload(template, ((command,),), check_nothing_written, check_same_serials)
 
 
 # --- report ----------------------------------------------------------------
@@ -235,7 +233,9 @@ def format_report(report: dict[str, Any]) -> str:
     for result in report["benchmarks"]:
         lines.extend(format_result(result))
         lines.append("")
-    missed = [result["name"] for result in report["benchmarks"] if result["met"] is False]
+    missed = [
+        result["name"] for result in report["benchmarks"] if result["met"] is False
+    ]
     if missed:
         lines.append("MISSED: " + ", ".join(missed))
     return "\n".join(lines)
@@ -317,7 +317,9 @@ def run_benchmarks(arguments: argparse.Namespace, work_dir: Path) -> dict[str, A
     for name in status_names:
         logger.info("%s: running", name)
         workload = status_workload(template, name)
-        paired = measure_workload(tools, workload, work_dir / name, arguments.status_runs)
+        paired = measure_workload(
+            tools, workload, work_dir / name, arguments.status_runs
+        )
         judged = arguments.rows == TARGET_ROWS
         description = status_description(name, arguments.rows)
         results.append(

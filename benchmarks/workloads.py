@@ -195,7 +195,9 @@ def build_ca_pki(version: str, pki: Path, *options: str) -> Path:
     """
     run_reference(version, pki, "init-pki")
     run_reference(version, pki, *options, "--req-cn=Benchmark CA", "build-ca", "nopass")
-    logger.info("Built a CA with easy-rsa %s (%s) in %s", version, " ".join(options), pki)
+    logger.info(
+        "Built a CA with easy-rsa %s (%s) in %s", version, " ".join(options), pki
+    )
     return pki
 
 
@@ -220,6 +222,7 @@ def write_issued_certificates(pki: Path) -> int:
         if status != "V":
             continue
         name = subject.partition("/CN=")[2]
+        not_after = datetime.strptime(expiry, "%y%m%d%H%M%SZ").replace(tzinfo=UTC)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -227,7 +230,7 @@ def write_issued_certificates(pki: Path) -> int:
             .public_key(public_key)
             .serial_number(int(serial, 16))
             .not_valid_before(REVOCATION_START)
-            .not_valid_after(datetime.strptime(expiry, "%y%m%d%H%M%SZ").replace(tzinfo=UTC))
+            .not_valid_after(not_after)
             .sign(ca_key, hashes.SHA256())
         )
         path = issued / f"{name}.crt"

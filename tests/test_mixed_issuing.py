@@ -97,7 +97,9 @@ def product_tool() -> Tool:
 
 
 def reference_tool(reference: Any) -> Tool:
-    def run(pki: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    def run(
+        pki: Path, *args: str, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
         return reference.run(pki, *args, env=env, check=False)
 
     return Tool(f"easy-rsa {reference.version}", reference.version, run)
@@ -164,7 +166,14 @@ def openssl_verify(
     pki: Path, certificate: Path, *crl_options: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["openssl", "verify", *crl_options, "-CAfile", str(pki / "ca.crt"), str(certificate)],
+        [
+            "openssl",
+            "verify",
+            *crl_options,
+            "-CAfile",
+            str(pki / "ca.crt"),
+            str(certificate),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -291,4 +300,3 @@ def test_product_renews_reference_revokes(reference, pki_copy, tmp_path):
     product, real = product_tool(), reference_tool(reference)
     roles = Roles(issuer=product, viewer=real, renewer=product, revoker=real)
     walk_certificate_life(roles, pki_copy(fixture), fixture, CLIENT_FULL, tmp_path)
-
