@@ -3,12 +3,15 @@
 A profile is a small OpenSSL extension config (``keyUsage = ...`` lines)
 named after the certificate type. easy-rsa 3.2.7 takes the type's file from
 the first x509-types folder it finds: EASYRSA_EXT_DIR when set, else
-``$EASYRSA_PKI/x509-types``, ``$EASYRSA/x509-types``, ``$PWD/x509-types``
-and the x509-types folders of a packaged install (SYSTEM_AREAS), in that
-order. A type missing from that folder falls back to a built-in profile.
-The COMMON profile is appended to every type.
+``$EASYRSA_PKI/x509-types``, ``$EASYRSA/x509-types`` and
+``$PWD/x509-types`` in that order. Next easy-rsa looks in its own folder,
+which a packaged easy-rsa always has, so it never reaches the system
+folders it lists after that. The built-in profiles here stand for that
+own folder: a type that the folder found lacks, or every type when no
+folder is found, comes from them. The COMMON profile is appended to
+every type.
 
-The built-in profiles here carry the content of the x509-types files that
+The built-in profiles carry the content of the x509-types files that
 easy-rsa 3.2.7 ships (3.1.0 and 3.2.2 differ only in ``ca``, whose
 basicConstraints is not critical there). 3.2.7's own in-script fallback
 differs a little (its client profile adds keyEncipherment) and lacks
@@ -39,9 +42,6 @@ from easyrsa_py import der
 from easyrsa_py.errors import EasyRSAError
 
 X509_TYPES_FOLDER = "x509-types"
-# The packaged install folders easy-rsa 3.2.7 also searches after the PKI,
-# $EASYRSA and $PWD (and its own folder, which easyrsa_py lacks).
-SYSTEM_AREAS = (Path("/usr/local/share/easy-rsa"), Path("/usr/share/easy-rsa"), Path("/etc/easy-rsa"))
 
 _CLIENT_SERVER_COMMON = """\
 basicConstraints = CA:FALSE
@@ -229,7 +229,7 @@ def search_folders(
         return [Path(explicit)]
     working = cwd if cwd is not None else Path.cwd()
     folders: list[Path] = []
-    for area in (pki_dir, easyrsa_dir, working, *SYSTEM_AREAS):
+    for area in (pki_dir, easyrsa_dir, working):
         candidate = area / X509_TYPES_FOLDER
         if candidate not in folders:
             folders.append(candidate)
