@@ -16,6 +16,9 @@ After every step `openssl verify -CAfile ca.crt` must accept each
 certificate of the walk, and renewal must keep the extended key usage.
 With `-crl_check` and the final CRL, openssl must reject both revoked
 certificates and still accept a valid one.
+
+A last test has one tool write a request with gen-req and the other sign
+it with sign-req.
 """
 
 from __future__ import annotations
@@ -300,3 +303,25 @@ def test_product_renews_reference_revokes(reference, pki_copy, tmp_path):
     product, real = product_tool(), reference_tool(reference)
     roles = Roles(issuer=product, viewer=real, renewer=product, revoker=real)
     walk_certificate_life(roles, pki_copy(fixture), fixture, CLIENT_FULL, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "requester_is_product", [True, False], ids=["py-req", "ref-req"]
+)
+def test_request_signed_by_other_tool(reference, pki_copy, requester_is_product):
+    fixture = VERSION_FIXTURES[reference.version]
+    pki = pki_copy(fixture)
+    product, real = product_tool(), reference_tool(reference)
+    requester, signer = (product, real) if requester_is_product else (real, product)
+
+    requester.run(pki, *key_options(fixture), "gen-req", NEW_NAME, "nopass")
+    signer.run(pki, *ca_options(fixture), "sign-req", "server", NEW_NAME)
+
+    issued = pki / "issued" / f"{NEW_NAME}.crt"
+    assert_chain_valid(pki, issued)
+    assert extended_key_usage(issued) == EXPECTED_USAGE[SERVER_FULL]
+    assert index_status(pki, serial_of(issued)) == "V"
+    request = x509.load_pem_x509_csr((pki / "reqs" / f"{NEW_NAME}.req").read_bytes())
+    certificate = x509.load_pem_x509_certificate(issued.read_bytes())
+    assert certificate.public_key() == request.public_key()
+    assert certificate.subject == request.subject
