@@ -43,6 +43,7 @@ from easyrsa_py.keys import (
     new_key_passphrase,
     nopass_requested,
     private_key_pem,
+    restrict_existing_file,
     write_private_key,
 )
 from easyrsa_py.revoke import check_file_name_base
@@ -67,7 +68,8 @@ def set_pass(context: Context, arguments: list[str]) -> int:
     """Change the passphrase of a private key, or remove it with `nopass`.
 
     The key is rewritten as PKCS#8 in one atomic step and keeps its file
-    mode, where easy-rsa 3.2.7 resets the mode to 0600.
+    mode unless other users may read it (see restrict_existing_file), where
+    easy-rsa 3.2.7 resets the mode to 0600.
     """
     command = context.command_name
     if not arguments or not arguments[0]:
@@ -99,6 +101,7 @@ def set_pass(context: Context, arguments: list[str]) -> int:
     passphrase = new_key_passphrase(
         context.settings, console, f"the key {path}", nopass="nopass" in options
     )
+    restrict_existing_file(path)
     write_private_key(path, private_key_pem(key, passphrase))
 
     change = "changed" if passphrase is not None else "removed"
@@ -304,6 +307,8 @@ def _export_p12(context: Context, request: ExportRequest) -> Path:
     inline = _inline_p12(context, request.name, certificate, data)
     if inline is not None:
         writes.append(inline)
+    for path, _, _ in writes:
+        restrict_existing_file(path)
     atomic_write_all(writes)
     if inline is not None:
         context.console.notice(
@@ -409,6 +414,7 @@ def _export_p8(context: Context, request: ExportRequest) -> Path:
     )
     passphrase = _output_passphrase(context, request, PKCS8_PROMPTS)
     output = context.layout.root / "private" / f"{request.name}.p8"
+    restrict_existing_file(output)
     write_private_key(output, private_key_pem(key, passphrase))
     return output
 
@@ -436,5 +442,6 @@ def _export_p1(context: Context, request: ExportRequest) -> Path:
         encryption,
     )
     output = context.layout.root / "private" / f"{request.name}.p1"
+    restrict_existing_file(output)
     write_private_key(output, data)
     return output

@@ -33,10 +33,13 @@ from typing import TYPE_CHECKING
 from easyrsa_py import files
 from easyrsa_py.certificate import CertificateFile, read_certificate
 from easyrsa_py.display import multiline_dn
-from easyrsa_py.errors import UsageError
+from easyrsa_py.errors import CryptoMismatch, FileFormatError, UsageError
+from easyrsa_py.keys import is_encrypted_key, restrict_existing_file
 from easyrsa_py.revoke import check_file_name_base
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
     from easyrsa_py.commands import Context
     from easyrsa_py.console import Console
     from easyrsa_py.pki import PKILayout
@@ -90,8 +93,59 @@ def inline(context: Context, arguments: list[str]) -> int:
         raise UsageError(f"Unexpected argument '{arguments[1]}': usage is 'inline NAME'.")
     name = arguments[0]
     check_file_name_base(name)
+    check_inline_sources(context.layout, name)
     write_inline(context.layout, context.settings, context.console, name)
     return 0
+
+
+def check_inline_sources(layout: PKILayout, name: str) -> None:
+    """Raise unless the CA certificate and the key of `name`, where present, can be used.
+
+    easy-rsa 3.2.7 pastes these files unread, so a damaged file or a key
+    of another certificate gives an inline file that OpenVPN rejects.
+    Missing files stay placeholders. An encrypted key cannot be checked
+    without its passphrase, so it is pasted as it is.
+    """
+    if layout.ca_cert.is_file():
+        read_certificate(layout.ca_cert)
+    key_path = layout.private_key(name)
+    if not key_path.is_file():
+        return
+    data = key_path.read_bytes()
+    if is_encrypted_key(data):
+        return
+    key = _load_unencrypted_key(key_path, data)
+    certificate_path = layout.issued_cert(name)
+    if certificate_path.is_file():
+        _check_key_matches(key, certificate_path, key_path)
+
+
+def _load_unencrypted_key(path: Path, data: bytes) -> PrivateKeyTypes:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return serialization.load_pem_private_key(
+            data, password=None, unsafe_skip_rsa_key_validation=True
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise FileFormatError(path, None, "not a valid PEM private key.") from None
+
+
+def _check_key_matches(key: PrivateKeyTypes, certificate_path: Path, key_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from easyrsa_py.pki import certificate_public_key
+
+    certificate = read_certificate(certificate_path)
+    encoding = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    certificate_key = certificate_public_key(certificate, certificate_path)
+    if key.public_key().public_bytes(encoding, spki) != certificate_key.public_bytes(encoding, spki):
+        raise CryptoMismatch(
+            f"The private key {key_path} does not match the certificate {certificate_path}. "
+            "Put the key that belongs to the certificate in private/ and run 'inline' again."
+        )
 
 
 def inline_disabled(settings: Settings, console: Console) -> bool:
@@ -118,7 +172,13 @@ def write_inline(
     folder = layout.root / "inline" / "private" if content.private else layout.root / "inline"
     path = folder / f"{name}.inline"
     prepare_inline_folders(layout)
-    files.atomic_write(path, content.text)
+    if content.private:
+        # The file contains a key, so it gets mode 0600 whatever the umask.
+        # easy-rsa 3.2.7 leaves it to the umask.
+        restrict_existing_file(path)
+        files.atomic_write(path, content.text, mode=0o600)
+    else:
+        files.atomic_write(path, content.text)
     logger.debug("wrote inline file %s", path)
     if content.missing:
         console.warn(
@@ -134,7 +194,9 @@ def write_inline(
 def prepare_inline_folders(layout: PKILayout) -> None:
     """Create inline/private and its README, as easy-rsa 3.2.7 does before each write."""
     private = layout.root / "inline" / "private"
-    files.make_dirs(private)
+    files.make_dirs(private.parent)
+    # A new inline/private gets mode 0700 whatever the umask, as private/ does.
+    files.make_dirs(private, mode=0o700)
     readme = private / README_NAME
     if not (readme.exists() or readme.is_symlink()):
         files.atomic_write(readme, _README_TEXT)

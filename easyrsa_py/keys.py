@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import getpass
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,25 +313,29 @@ def load_private_key(path: Path, passin_source: str | None) -> PrivateKeyTypes:
     except TypeError:
         # TypeError means the key is encrypted and no password was given,
         # or it is not encrypted and one was.
+        # cryptography takes an empty passphrase from --passin as none at all.
         if password is not None:
-            return _decrypt(path, data, None)
-        return _decrypt(path, data, prompt_passphrase(path))
+            return _decrypt(path, data, None, passin_source)
+        return _decrypt(path, data, prompt_passphrase(path), None)
     except ValueError:
-        if password is None or not _is_encrypted(data):
+        if password is None or not is_encrypted_key(data):
             raise FileFormatError(path, None, "not a valid PEM private key.") from None
         raise _wrong_passphrase(path, passin_source) from None
 
 
-def _decrypt(path: Path, data: bytes, password: bytes | None) -> PrivateKeyTypes:
+def _decrypt(
+    path: Path, data: bytes, password: bytes | None, passin_source: str | None
+) -> PrivateKeyTypes:
     try:
         return _parse_key(data, password)
     except (TypeError, ValueError):
-        if not _is_encrypted(data):
+        if not is_encrypted_key(data):
             raise FileFormatError(path, None, "not a valid PEM private key.") from None
-        raise _wrong_passphrase(path, None) from None
+        raise _wrong_passphrase(path, passin_source) from None
 
 
-def _is_encrypted(data: bytes) -> bool:
+def is_encrypted_key(data: bytes) -> bool:
+    """Return whether PEM key data is encrypted, in PKCS#8 or in OpenSSL's traditional format."""
     return (
         b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data
         or b"Proc-Type: 4,ENCRYPTED" in data
@@ -348,12 +353,28 @@ def write_private_key(path: Path, pem: bytes) -> None:
     """Write a key file atomically with mode 0600, whatever the umask.
 
     A missing parent folder is created with mode 0700. An existing key
-    file keeps its mode and owner. easy-rsa 3.2.7's set-pass resets the
-    mode to 0600 instead.
+    file keeps its mode and owner. Call restrict_existing_file first so
+    that a world-readable file does not stay so.
     """
     _make_private_dir(path.parent)
-    mode = 0o600
-    atomic_write(path, pem, mode=mode)
+    atomic_write(path, pem, mode=0o600)
+
+
+def restrict_existing_file(path: Path) -> None:
+    """Make `path` private (owner bits only) if other users may access it.
+
+    atomic_write gives new content the old file's mode, so a key written
+    over a world-readable file would stay world-readable. A mode without
+    other-user bits, such as 0640 for a service's group, is kept as the
+    operator chose it. A missing file is left alone, and a symbolic link
+    is followed, as atomic_write follows it.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o007:
+        os.chmod(path, mode & 0o600)
 
 
 def _make_private_dir(folder: Path) -> None:

@@ -58,7 +58,7 @@ def _load_certificate(path: Path, missing_hint: str) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
     except ValueError as error:
-        raise FileFormatError(path, None, f"not a valid PEM certificate ({error}).") from None
+        raise FileFormatError(path, None, f"not a valid PEM certificate ({_load_failure(error)}).") from None
 
 
 def _load_request(path: Path, missing_hint: str) -> x509.CertificateSigningRequest:
@@ -69,7 +69,18 @@ def _load_request(path: Path, missing_hint: str) -> x509.CertificateSigningReque
     try:
         return x509.load_pem_x509_csr(path.read_bytes())
     except ValueError as error:
-        raise FileFormatError(path, None, f"not a valid PEM certificate request ({error}).") from None
+        raise FileFormatError(
+            path, None, f"not a valid PEM certificate request ({_load_failure(error)})."
+        ) from None
+
+
+def _load_failure(error: ValueError) -> str:
+    """Describe why cryptography could not load a PEM file, without its FAQ link."""
+    # cryptography 48 reports a missing or damaged PEM block as "Unable to
+    # load PEM file. See https://... MalformedFraming" and the like.
+    if str(error).startswith("Unable to load PEM file"):
+        return "no complete PEM block of the expected type"
+    return str(error)
 
 
 def show(context: Context, arguments: list[str], kind: str) -> int:

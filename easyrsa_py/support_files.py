@@ -351,7 +351,8 @@ def write_command(context: Context, arguments: list[str]) -> int:
             context.console.warn(f"Ignoring the arguments after 'write {kind}': {' '.join(arguments[1:])}")
         return write_legacy(context, overwrite=kind == "legacy-hard")
     text = support_file_text(kind, context.settings)
-    if len(arguments) == 1:
+    # easy-rsa 3.2.7 also prints the file when the destination is empty.
+    if len(arguments) == 1 or not arguments[1]:
         context.console.output(text)
         return 0
     overwrite = arguments[2:3] == ["overwrite"]

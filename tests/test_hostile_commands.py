@@ -1,0 +1,231 @@
+"""Regression tests for defects a hostile operator found in the key, export,
+inline, renew, show and TLS commands.
+
+Each test runs easyrsa_py as a process on a copy of a fixture PKI and
+checks the exit code, the message and the files left behind. A failed
+command must leave the PKI byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pkitools import pki_state, run_product
+
+FIXTURE = "v3.2.7-rsa"
+
+
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# --- passphrase sources ------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="easyrsa_py/passphrase.py passes the digits to int() and os.read() unchecked",
+)
+@pytest.mark.parametrize("descriptor", ["\u00b2", "99999999999999999999999"])
+def test_passin_odd_descriptor_is_rejected(
+    pki_copy: Callable[[str], Path], descriptor: str
+) -> None:
+    pki = pki_copy(FIXTURE)
+    before = pki_state(pki)
+
+    result = run_product(pki, f"--passin=fd:{descriptor}", "export-p8", "alice", "nopass")
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert f"fd:{descriptor}" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_empty_passin_names_passin_in_error(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    encrypted = run_product(pki, "--passout=pass:secret-one", "set-pass", "alice")
+    assert encrypted.returncode == 0, encrypted.stderr
+    before = pki_state(pki)
+
+    result = run_product(pki, "--passin=pass:", "export-p8", "alice", "nopass")
+
+    assert result.returncode == 1
+    assert "does not decrypt the private key" in result.stderr
+    assert "--passin" in result.stderr
+    assert "typed" not in result.stderr
+    assert pki_state(pki) == before
+
+
+# --- modes of files that contain a private key --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "output"),
+    [
+        ("export-p8", "private/alice.p8"),
+        ("export-p1", "private/alice.p1"),
+        ("export-p12", "private/alice.p12"),
+        ("set-pass", "private/alice.key"),
+    ],
+)
+def test_key_written_into_readable_file_becomes_private(
+    pki_copy: Callable[[str], Path], command: str, output: str
+) -> None:
+    pki = pki_copy(FIXTURE)
+    target = pki / output
+    target.touch()
+    target.chmod(0o644)
+
+    result = run_product(pki, command, "alice", "nopass")
+
+    assert result.returncode == 0, result.stderr
+    assert file_mode(target) == 0o600
+
+
+def test_p12_inline_written_into_readable_file_becomes_private(
+    pki_copy: Callable[[str], Path],
+) -> None:
+    pki = pki_copy(FIXTURE)
+    target = pki / "inline" / "private" / "alice.p12-inline"
+    target.touch()
+    target.chmod(0o644)
+
+    result = run_product(pki, "export-p12", "alice", "nopass")
+
+    assert result.returncode == 0, result.stderr
+    assert file_mode(target) == 0o600
+
+
+def test_inline_with_key_is_private_under_umask_000(
+    pki_copy: Callable[[str], Path],
+) -> None:
+    # easy-rsa 3.2.7 writes this file, which contains the private key, with
+    # mode 0666 under --umask=000.
+    pki = pki_copy(FIXTURE)
+    for path in sorted((pki / "inline").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+
+    result = run_product(pki, "--umask=000", "inline", "alice")
+
+    assert result.returncode == 0, result.stderr
+    assert file_mode(pki / "inline" / "private") == 0o700
+    assert file_mode(pki / "inline" / "private" / "alice.inline") == 0o600
+
+
+def test_inline_rewrite_makes_readable_file_private(
+    pki_copy: Callable[[str], Path],
+) -> None:
+    pki = pki_copy(FIXTURE)
+    target = pki / "inline" / "private" / "alice.inline"
+    target.chmod(0o644)
+
+    result = run_product(pki, "inline", "alice")
+
+    assert result.returncode == 0, result.stderr
+    assert file_mode(target) == 0o600
+
+
+# --- inline with parts that are broken ----------------------------------------
+
+
+def test_inline_rejects_key_of_other_certificate(
+    pki_copy: Callable[[str], Path],
+) -> None:
+    pki = pki_copy(FIXTURE)
+    (pki / "private" / "alice.key").write_bytes((pki / "private" / "server.key").read_bytes())
+    before = pki_state(pki)
+
+    result = run_product(pki, "inline", "alice")
+
+    assert result.returncode == 1
+    assert "does not match" in result.stderr
+    assert str(pki / "private" / "alice.key") in result.stderr
+    assert pki_state(pki) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\n", b"-----BEGIN PRIVATE KEY-----\nAAAA\n"])
+def test_inline_rejects_invalid_key(pki_copy: Callable[[str], Path], content: bytes) -> None:
+    pki = pki_copy(FIXTURE)
+    (pki / "private" / "alice.key").write_bytes(content)
+    before = pki_state(pki)
+
+    result = run_product(pki, "inline", "alice")
+
+    assert result.returncode == 1
+    assert str(pki / "private" / "alice.key") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_inline_rejects_invalid_ca_certificate(
+    pki_copy: Callable[[str], Path],
+) -> None:
+    pki = pki_copy(FIXTURE)
+    (pki / "ca.crt").write_bytes(b"not a certificate\n")
+    before = pki_state(pki)
+
+    result = run_product(pki, "inline", "alice")
+
+    assert result.returncode == 1
+    assert str(pki / "ca.crt") in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_inline_accepts_encrypted_key(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    encrypted = run_product(pki, "--passout=pass:secret-one", "set-pass", "alice")
+    assert encrypted.returncode == 0, encrypted.stderr
+
+    result = run_product(pki, "inline", "alice")
+
+    assert result.returncode == 0, result.stderr
+    text = (pki / "inline" / "private" / "alice.inline").read_text()
+    assert "-----BEGIN ENCRYPTED PRIVATE KEY-----" in text
+    assert "secret-one" not in result.stderr + result.stdout
+
+
+# --- show commands ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [
+        (("show-cert", "alice"), "issued/alice.crt"),
+        (("show-req", "alice"), "reqs/alice.req"),
+        (("show-ca",), "ca.crt"),
+    ],
+)
+def test_show_invalid_pem_message_is_plain(
+    pki_copy: Callable[[str], Path], command: tuple[str, ...], path: str
+) -> None:
+    pki = pki_copy(FIXTURE)
+    (pki / path).write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n")
+
+    result = run_product(pki, *command)
+
+    assert result.returncode == 1
+    assert str(pki / path) in result.stderr
+    assert "cryptography.io" not in result.stderr
+    assert "MalformedFraming" not in result.stderr
+
+
+# --- write --------------------------------------------------------------------
+
+
+def test_write_empty_destination_prints(
+    pki_copy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # easy-rsa 3.2.7 prints the file when the destination is empty.
+    pki = pki_copy(FIXTURE)
+    work = tmp_path / "work"
+    work.mkdir()
+
+    result = run_product(pki, "write", "vars", "", cwd=work)
+
+    assert result.returncode == 0, result.stderr
+    assert "EASYRSA" in result.stdout
+    assert os.listdir(work) == []
