@@ -199,6 +199,8 @@ def plan_renewal(layout: PKILayout, settings: Settings, name: str) -> RenewalPla
     request = load_request(request_path)
     certificate = x509.load_der_x509_certificate(read_certificate(source).der)
     _check_common_names(name, certificate, request, request_path)
+    _check_issued_here(name, layout, certificate, source)
+    _forbid_revoked(name, layout, certificate)
     if renewed.exists() or renewed.is_symlink():
         raise RevocationConflict(
             f"Cannot renew '{name}': {renewed} already exists from an earlier renewal. Revoke it "
@@ -220,6 +222,41 @@ def plan_renewal(layout: PKILayout, settings: Settings, name: str) -> RenewalPla
         critical=_critical_extensions(certificate),
         deletions=_files_to_delete(layout, name),
     )
+
+
+def _check_issued_here(name: str, layout: PKILayout, certificate: x509.Certificate, path: Path) -> None:
+    """Raise CryptoMismatch unless this PKI's CA signed the certificate.
+
+    easy-rsa 3.2.7 renews a certificate of another CA too, and the old one
+    then cannot be revoked with revoke-renewed, because index.txt lacks it.
+    """
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    ca = x509.load_der_x509_certificate(read_certificate(layout.ca_cert).der)
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise CryptoMismatch(
+            f"Cannot renew '{name}': the CA of this PKI ({layout.ca_cert}) did not issue {path}. "
+            "Renew it with the PKI of the CA that issued it."
+        ) from None
+
+
+def _forbid_revoked(name: str, layout: PKILayout, certificate: x509.Certificate) -> None:
+    """Raise RevocationConflict when index.txt marks the certificate as revoked.
+
+    easy-rsa 3.2.7 renews it anyway, which certifies a revoked key again.
+    """
+    from easyrsa_py.index import parse_index
+
+    rows = parse_index(layout.index.read_bytes(), layout.index)
+    for row in rows:
+        if row.status == "R" and int(row.serial, 16) == certificate.serial_number:
+            raise RevocationConflict(
+                f"Cannot renew '{name}': {layout.index} marks its certificate (serial "
+                f"{row.serial}) as revoked. Issue a new certificate with gen-req and sign-req."
+            )
 
 
 def _missing_certificate_message(name: str, source: Path, renewed: Path) -> str:

@@ -134,8 +134,22 @@ def tls_key_label(text: str) -> str:
     return "UNKNOWN"
 
 
+def _reject_dangling_link(path: Path) -> None:
+    """Raise EasyRSAError when `path` is a symbolic link to nothing.
+
+    Such a link makes exists() false but blocks the new file, which
+    would otherwise be reported as created by another process.
+    """
+    if path.is_symlink() and not path.exists():
+        raise EasyRSAError(
+            f"{path} is a symbolic link to {os.readlink(path)}, which does not exist. "
+            "Remove the link, or restore the key it points to."
+        )
+
+
 def _reject_existing_keys(context: Context) -> None:
     for path in (context.layout.root / "private" / TLS_KEY_FILE, context.layout.root / OLD_TLS_KEY_FILE):
+        _reject_dangling_link(path)
         if path.exists():
             label = tls_key_label(path.read_text(encoding="utf-8", errors="replace"))
             raise EasyRSAError(
@@ -211,6 +225,7 @@ def import_tls_key(context: Context, arguments: list[str]) -> int:
     text = data.decode("utf-8", errors="replace")
     check_static_key(source, text)
     target = context.layout.root / "private" / TLS_KEY_FILE
+    _reject_dangling_link(target)
     if target.exists():
         raise EasyRSAError(f"A TLS key already exists at {target}. Move it away first to import another.")
     try:

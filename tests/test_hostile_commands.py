@@ -229,3 +229,93 @@ def test_write_empty_destination_prints(
     assert result.returncode == 0, result.stderr
     assert "EASYRSA" in result.stdout
     assert os.listdir(work) == []
+
+
+# --- renew --------------------------------------------------------------------
+
+
+def revoke_in_index(pki: Path, common_name: str) -> None:
+    """Mark the row of `common_name` revoked by hand, keeping issued/ as it is."""
+    lines = (pki / "index.txt").read_text().splitlines(keepends=True)
+    for position, line in enumerate(lines):
+        fields = line.split("\t")
+        if fields[0] == "V" and fields[5].strip() == f"/CN={common_name}":
+            fields[0], fields[2] = "R", "240101000000Z,keyCompromise"
+            lines[position] = "\t".join(fields)
+    (pki / "index.txt").write_text("".join(lines))
+
+
+def test_renew_rejects_revoked_certificate(pki_copy: Callable[[str], Path]) -> None:
+    # easy-rsa 3.2.7 renews it, certifying a revoked key again.
+    pki = pki_copy(FIXTURE)
+    revoke_in_index(pki, "alice")
+    before = pki_state(pki)
+
+    result = run_product(pki, "renew", "alice")
+
+    assert result.returncode == 1
+    assert "revoked" in result.stderr
+    assert str(pki / "index.txt") in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_renew_rejects_certificate_of_other_ca(
+    pki_copy: Callable[[str], Path],
+) -> None:
+    # easy-rsa 3.2.7 renews it, and then cannot revoke the old one.
+    pki = pki_copy(FIXTURE)
+    other = pki_copy("v3.2.2-ec")
+    (pki / "issued" / "alice.crt").write_bytes((other / "issued" / "alice.crt").read_bytes())
+    before = pki_state(pki)
+
+    result = run_product(pki, "renew", "alice")
+
+    assert result.returncode == 1
+    assert "did not issue" in result.stderr
+    assert str(pki / "issued" / "alice.crt") in result.stderr
+    assert pki_state(pki) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="easyrsa_py/signing.py adds --days to the date without a range check",
+)
+def test_renew_huge_days_is_rejected(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    before = pki_state(pki)
+
+    result = run_product(pki, "--days=99999999", "renew", "alice")
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "--days" in result.stderr
+    assert pki_state(pki) == before
+
+
+# --- TLS keys -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [("gen-tls-auth-key",), ("gen-tls-crypt-key",), ("import-tls-key", "KEY")]
+)
+def test_tls_key_dangling_link_is_named(
+    pki_copy: Callable[[str], Path], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    pki = pki_copy(FIXTURE)
+    source = pki_copy(FIXTURE)
+    made = run_product(source, "gen-tls-auth-key")
+    assert made.returncode == 0, made.stderr
+    key_file = source / "private" / "easyrsa-tls.key"
+    link_target = tmp_path / "missing-target.key"
+    (pki / "private" / "easyrsa-tls.key").symlink_to(link_target)
+    before = pki_state(pki)
+    arguments = [str(key_file) if word == "KEY" else word for word in command]
+
+    result = run_product(pki, *arguments)
+
+    assert result.returncode == 1
+    assert "symbolic link" in result.stderr
+    assert str(link_target) in result.stderr
+    assert "at the same time" not in result.stderr
+    assert not link_target.exists()
+    assert pki_state(pki) == before
