@@ -602,10 +602,51 @@ def _subject_alt_name(
     sections: Mapping[str, tuple[ProfileLine, ...]],
 ) -> x509.SubjectAlternativeName:
     if line.value == _KDC_SUBJECT_ALT_NAME:
+        _check_kdc_sections(line, sections)
         return x509.SubjectAlternativeName([_kdc_principal(line, context)])
     if line.value.startswith("otherName:") or "otherName:" in line.value:
         raise _fail(line, "otherName values other than the kdc principal are not supported.")
     return x509.SubjectAlternativeName(parse_general_names(line.value, line))
+
+
+# The sections of easy-rsa's kdc profile that describe krbtgt/REALM@REALM,
+# as (section, [(name, value)]). easyrsa_py encodes that structure itself.
+_KDC_SECTIONS = {
+    "kdc_princ_name": (
+        ("realm", "EXP:0,GeneralString:${ENV::EASYRSA_KDC_REALM}"),
+        ("principal_name", "EXP:1,SEQUENCE:kdc_principal_seq"),
+    ),
+    "kdc_principal_seq": (
+        ("name_type", "EXP:0,INTEGER:1"),
+        ("name_string", "EXP:1,SEQUENCE:kdc_principals"),
+    ),
+    "kdc_principals": (
+        ("princ1", "GeneralString:krbtgt"),
+        ("princ2", "GeneralString:${ENV::EASYRSA_KDC_REALM}"),
+    ),
+}
+
+
+def _check_kdc_sections(line: ProfileLine, sections: Mapping[str, tuple[ProfileLine, ...]]) -> None:
+    """Reject a kdc profile whose principal sections differ from easy-rsa's.
+
+    easyrsa_py does not evaluate OpenSSL's ASN1_generate_nconf() sections,
+    so it only accepts the principal that easy-rsa's file describes. A
+    built-in profile has no sections and uses the same principal.
+    """
+    if not sections:
+        return
+    found = {
+        name: tuple((entry.name, entry.value) for entry in entries)
+        for name, entries in sections.items()
+        if name in _KDC_SECTIONS
+    }
+    if found != _KDC_SECTIONS:
+        raise _fail(
+            line,
+            "the [kdc_princ_name] sections differ from easy-rsa's kdc profile; easyrsa_py "
+            "only builds the principal krbtgt/REALM@REALM from EASYRSA_KDC_REALM.",
+        )
 
 
 def _kdc_principal(line: ProfileLine, context: ExtensionContext) -> x509.OtherName:

@@ -192,3 +192,36 @@ def test_default_key_identifiers_skip_named_none(context: profiles.ExtensionCont
         x509.BasicConstraints,
         x509.AuthorityKeyIdentifier,
     ]
+
+
+KDC_FILE_TEXT = """\
+basicConstraints = CA:FALSE
+extendedKeyUsage = 1.3.6.1.5.2.3.5
+subjectAltName = otherName:1.3.6.1.5.2.2;SEQUENCE:kdc_princ_name
+
+[kdc_princ_name]
+realm = EXP:0,GeneralString:${ENV::EASYRSA_KDC_REALM}
+principal_name = EXP:1,SEQUENCE:kdc_principal_seq
+
+[kdc_principal_seq]
+name_type = EXP:0,INTEGER:1
+name_string = EXP:1,SEQUENCE:kdc_principals
+
+[kdc_principals]
+princ1 = GeneralString:krbtgt
+princ2 = GeneralString:${ENV::EASYRSA_KDC_REALM}
+"""
+
+
+def test_kdc_file_sections_accepted(context: profiles.ExtensionContext) -> None:
+    extensions = build(KDC_FILE_TEXT, context)
+
+    assert isinstance(extensions[-1].value, x509.SubjectAlternativeName)
+
+
+def test_kdc_changed_sections_rejected(context: profiles.ExtensionContext) -> None:
+    with pytest.raises(profiles.ProfileError) as caught:
+        build(KDC_FILE_TEXT.replace("GeneralString:krbtgt", "GeneralString:other"), context)
+
+    assert "test-profile, line 3" in str(caught.value)
+    assert "kdc_princ_name" in str(caught.value)
