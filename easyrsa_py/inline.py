@@ -93,8 +93,7 @@ def inline(context: Context, arguments: list[str]) -> int:
         raise UsageError(f"Unexpected argument '{arguments[1]}': usage is 'inline NAME'.")
     name = arguments[0]
     check_file_name_base(name)
-    check_inline_sources(context.layout, name)
-    write_inline(context.layout, context.settings, context.console, name)
+    write_inline(context.layout, context.settings, context.console, name, check_sources=True)
     return 0
 
 
@@ -157,17 +156,26 @@ def inline_disabled(settings: Settings, console: Console) -> bool:
 
 
 def write_inline(
-    layout: PKILayout, settings: Settings, console: Console, name: str
+    layout: PKILayout,
+    settings: Settings,
+    console: Console,
+    name: str,
+    *,
+    check_sources: bool = False,
 ) -> Path | None:
     """Write the inline file of `name` and return its path, or None when disabled.
 
     Missing parts become commented placeholders and a warning names them,
     as in easy-rsa 3.2.7. A certificate that cannot be parsed raises
-    FileFormatError before anything is written.
+    FileFormatError before anything is written. With `check_sources`, so
+    does an invalid ca.crt or key, or a key of another certificate (see
+    check_inline_sources).
     """
     check_file_name_base(name)
     if inline_disabled(settings, console):
         return None
+    if check_sources:
+        check_inline_sources(layout, name)
     content = build_inline(layout, settings, name)
     folder = layout.root / "inline" / "private" if content.private else layout.root / "inline"
     path = folder / f"{name}.inline"

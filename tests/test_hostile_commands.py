@@ -319,3 +319,16 @@ def test_tls_key_dangling_link_is_named(
     assert "at the same time" not in result.stderr
     assert not link_target.exists()
     assert pki_state(pki) == before
+
+
+def test_inline_disabled_skips_source_checks(
+    pki_copy: Callable[[str], Path],
+) -> None:
+    pki = pki_copy(FIXTURE)
+    (pki / "private" / "alice.key").write_bytes(b"garbage\n")
+    before = pki_state(pki)
+
+    result = run_product(pki, "--noinline", "inline", "alice")
+
+    assert result.returncode == 0, result.stderr
+    assert pki_state(pki) == before
