@@ -488,13 +488,14 @@ _MORE_COMMANDS = (
     Command("import-ca", _delegate("pkisetup", "import_ca"), "import-ca FILE",
             "Add a certificate of another CA to inline/external-ca.list, which inline files\n"
             "include after ca.crt. ca.crt itself is not changed."),
-    Command("gen-req", _delegate("issuing", "gen_req"), "gen-req NAME [nopass]",
+    Command("gen-req", _delegate("issuing", "gen_req"), "gen-req NAME [nopass] [text]",
             "Generate a private key and a certificate request for NAME.", needs_ca=False),
-    Command("sign-req", _delegate("issuing", "sign_req"), "sign-req TYPE NAME",
+    Command("sign-req", _delegate("issuing", "sign_req"), "sign-req TYPE NAME [newsubj] [preserve]",
             "Sign the request reqs/NAME.req as a certificate of TYPE (client, server,\n"
             "serverClient, ca, code-signing, email, kdc, or a profile in x509-types/).",
             days_variable="EASYRSA_CERT_EXPIRE"),
-    Command("sign", _delegate("issuing", "sign_req"), "sign TYPE NAME", "Same as 'sign-req'.",
+    Command("sign", _delegate("issuing", "sign_req"), "sign TYPE NAME [newsubj] [preserve]",
+            "Same as 'sign-req' (easy-rsa 3.1 name).",
             days_variable="EASYRSA_CERT_EXPIRE"),
     Command("import-req", _delegate("issuing", "import_req"), "import-req FILE NAME",
             "Copy a request made elsewhere into reqs/NAME.req, ready for sign-req.",
@@ -583,8 +584,7 @@ COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LI
 # Commands in the table whose modules are not written yet, and easy-rsa 3.1
 # commands that easyrsa_py does not implement.
 NOT_YET_IMPLEMENTED = frozenset({
-    "gen-req", "sign-req", "sign", "import-req", "build-client-full", "build-server-full",
-    "build-serverClient-full", "upgrade",
+    "upgrade",
 })
 
 
