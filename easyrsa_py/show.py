@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING
 from easyrsa_py.errors import CertificateNotFound, FileFormatError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
     from cryptography import x509
 
     from easyrsa_py.commands import Context
+
+    Item = TypeVar("Item", x509.Certificate, x509.CertificateSigningRequest)
 
 FULL = "full"
 
@@ -83,6 +88,20 @@ def _load_failure(error: ValueError) -> str:
     return str(error)
 
 
+def _render(path: Path, render: Callable[[Item, bool], str], item: Item, full: bool) -> str:
+    """Render a loaded certificate or request, raising FileFormatError for a part that cannot be read.
+
+    cryptography parses extensions, attributes and keys only when the
+    renderer reads them, so a malformed extension fails here, not at load.
+    """
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        return render(item, full)
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise FileFormatError(path, None, f"a part of it cannot be read ({error}).") from None
+
+
 def show(context: Context, arguments: list[str], kind: str) -> int:
     """Print reqs/NAME.req (kind "req") or issued/NAME.crt (kind "cert") as text."""
     from easyrsa_py.x509_text import render_certificate, render_request
@@ -97,9 +116,9 @@ def show(context: Context, arguments: list[str], kind: str) -> int:
     path = context.layout.root / folder / f"{name}{suffix}"
     hint = f"Check the name; 'ls {path.parent}' lists the {noun}s of this PKI."
     if kind == "req":
-        text = render_request(_load_request(path, hint), full)
+        text = _render(path, render_request, _load_request(path, hint), full)
     else:
-        text = render_certificate(_load_certificate(path, hint), full)
+        text = _render(path, render_certificate, _load_certificate(path, hint), full)
     context.console.notice(f"Showing the {noun} '{name}', stored at:\n* {path}")
     context.console.output(text)
     return 0
@@ -112,7 +131,7 @@ def show_ca(context: Context, arguments: list[str]) -> int:
     full = _read_full_flag(context, arguments)
     path = context.layout.ca_cert
     certificate = _load_certificate(path, "Create the CA with 'build-ca'.")
-    text = render_certificate(certificate, full)
+    text = _render(path, render_certificate, certificate, full)
     context.console.notice(f"Showing the CA certificate, stored at:\n* {path}")
     context.console.output(text)
     return 0

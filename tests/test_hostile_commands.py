@@ -11,9 +11,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID, NameOID
 from pkitools import pki_state, run_product
 
 FIXTURE = "v3.2.7-rsa"
@@ -332,3 +337,63 @@ def test_inline_disabled_skips_source_checks(
 
     assert result.returncode == 0, result.stderr
     assert pki_state(pki) == before
+
+
+def malformed_extension() -> x509.UnrecognizedExtension:
+    """Return a subjectAltName whose value is not valid DER."""
+    return x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x01\x02")
+
+
+def write_malformed_certificate(path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(malformed_extension(), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def write_malformed_request(path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")])
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(name)
+        .add_extension(malformed_extension(), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(request.public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [
+        (("show-cert", "alice"), "issued/alice.crt"),
+        (("show-cert", "alice", "full"), "issued/alice.crt"),
+        (("show-req", "alice"), "reqs/alice.req"),
+    ],
+)
+def test_show_malformed_extension_is_error(
+    pki_copy: Callable[[str], Path], command: tuple[str, ...], path: str
+) -> None:
+    pki = pki_copy(FIXTURE)
+    if path.endswith(".req"):
+        write_malformed_request(pki / path)
+    else:
+        write_malformed_certificate(pki / path)
+
+    result = run_product(pki, *command)
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert str(pki / path) in result.stderr
+    assert "subject_alternative_name" in result.stderr
