@@ -150,11 +150,17 @@ def _is_issued_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
         authority = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     except x509.ExtensionNotFound:
         return True
+    except ValueError:
+        # OpenSSL 3.0 also finds no issuer (error 20) when either
+        # certificate has an extension that does not parse.
+        return False
     if authority.key_identifier is not None:
         try:
             subject_key = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         except x509.ExtensionNotFound:
             subject_key = None
+        except ValueError:
+            return False
         if subject_key is not None and subject_key.digest != authority.key_identifier:
             return False
     serial = authority.authority_cert_serial_number

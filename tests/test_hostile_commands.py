@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from pkitools import pki_state, run_product
 
 FIXTURE = "v3.2.7-rsa"
@@ -397,3 +397,52 @@ def test_show_malformed_extension_is_error(
     assert result.returncode == 1
     assert str(pki / path) in result.stderr
     assert "subject_alternative_name" in result.stderr
+
+
+def sign_with_fixture_ca(pki: Path, name: str, extension: x509.ExtensionType) -> None:
+    """Replace issued/NAME.crt with one the fixture CA signs, carrying `extension`."""
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / "private" / "ca.key").read_bytes(), None)
+    key = serialization.load_pem_private_key((pki / "private" / f"{name}.key").read_bytes(), None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=10))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(extension, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (pki / "issued" / f"{name}.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def test_verify_malformed_extension_fails(pki_copy: Callable[[str], Path]) -> None:
+    # OpenSSL 3.0's verify finds no issuer for such a certificate (error 20).
+    pki = pki_copy(FIXTURE)
+    sign_with_fixture_ca(pki, "alice", malformed_extension())
+
+    result = run_product(pki, "verify-cert", "alice")
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "error 20 at 0 depth lookup" in result.stderr
+    assert "Verification status: FAILED" in result.stderr
+
+
+def test_renew_malformed_extension_is_error(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    sign_with_fixture_ca(pki, "alice", malformed_extension())
+    before = pki_state(pki)
+
+    result = run_product(pki, "renew", "alice")
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert str(pki / "issued" / "alice.crt") in result.stderr
+    assert pki_state(pki) == before
