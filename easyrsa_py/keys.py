@@ -148,6 +148,10 @@ def _generate_ed(curve: str) -> ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKe
     return key_type.generate()
 
 
+# The longest passphrase the `cryptography` package encrypts a key with.
+MAX_PASSPHRASE_BYTES = 1023
+
+
 def private_key_pem(key: PrivateKeyTypes, passphrase: bytes | None) -> bytes:
     """Serialize `key` as PKCS#8 PEM, encrypted when a passphrase is given.
 
@@ -164,6 +168,11 @@ def private_key_pem(key: PrivateKeyTypes, passphrase: bytes | None) -> bytes:
         if not passphrase:
             raise PassphraseError(
                 "The new passphrase is empty. Give one of at least 4 characters, or use 'nopass'."
+            )
+        if len(passphrase) > MAX_PASSPHRASE_BYTES:
+            raise PassphraseError(
+                f"The new passphrase is {len(passphrase)} bytes long, but a key can "
+                f"be encrypted with at most {MAX_PASSPHRASE_BYTES} bytes. Give a shorter one."
             )
         encryption = serialization.BestAvailableEncryption(passphrase)
     return key.private_bytes(
@@ -366,14 +375,16 @@ def restrict_existing_file(path: Path) -> None:
     atomic_write gives new content the old file's mode, so a key written
     over a world-readable file would stay world-readable. A mode without
     other-user bits, such as 0640 for a service's group, is kept as the
-    operator chose it. A missing file is left alone, and a symbolic link
-    is followed, as atomic_write follows it.
+    operator chose it. Anything but a regular file is left alone, and a
+    symbolic link is followed, as atomic_write follows it.
     """
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        status = os.stat(path)
     except FileNotFoundError:
         return
-    if mode & 0o007:
+    mode = stat.S_IMODE(status.st_mode)
+    # A folder or device in the way is left for atomic_write to reject.
+    if stat.S_ISREG(status.st_mode) and mode & 0o007:
         os.chmod(path, mode & 0o600)
 
 

@@ -446,3 +446,18 @@ def test_renew_malformed_extension_is_error(pki_copy: Callable[[str], Path]) -> 
     assert result.returncode == 1
     assert str(pki / "issued" / "alice.crt") in result.stderr
     assert pki_state(pki) == before
+
+
+@pytest.mark.parametrize("output", ["private/alice.p12", "inline/private/alice.p12-inline"])
+def test_p12_output_folder_left_alone(pki_copy: Callable[[str], Path], output: str) -> None:
+    pki = pki_copy(FIXTURE)
+    (pki / output).mkdir(mode=0o755)
+    (pki / output).chmod(0o755)
+    before = pki_state(pki)
+
+    result = run_product(pki, "export-p12", "alice", "nopass")
+
+    assert result.returncode == 1
+    assert str(pki / output) in result.stderr
+    assert file_mode(pki / output) == 0o755
+    assert pki_state(pki) == before
