@@ -77,7 +77,7 @@ def test_empty_passin_names_passin_in_error(pki_copy: Callable[[str], Path]) -> 
         ("set-pass", "private/alice.key"),
     ],
 )
-def test_key_written_into_readable_file_becomes_private(
+def test_key_over_readable_file_private(
     pki_copy: Callable[[str], Path], command: str, output: str
 ) -> None:
     pki = pki_copy(FIXTURE)
@@ -91,7 +91,7 @@ def test_key_written_into_readable_file_becomes_private(
     assert file_mode(target) == 0o600
 
 
-def test_p12_inline_written_into_readable_file_becomes_private(
+def test_p12_inline_over_readable_file_private(
     pki_copy: Callable[[str], Path],
 ) -> None:
     pki = pki_copy(FIXTURE)
@@ -105,7 +105,7 @@ def test_p12_inline_written_into_readable_file_becomes_private(
     assert file_mode(target) == 0o600
 
 
-def test_inline_with_key_is_private_under_umask_000(
+def test_inline_private_under_umask_000(
     pki_copy: Callable[[str], Path],
 ) -> None:
     # easy-rsa 3.2.7 writes this file, which contains the private key, with
@@ -121,7 +121,7 @@ def test_inline_with_key_is_private_under_umask_000(
     assert file_mode(pki / "inline" / "private" / "alice.inline") == 0o600
 
 
-def test_inline_rewrite_makes_readable_file_private(
+def test_inline_over_readable_file_private(
     pki_copy: Callable[[str], Path],
 ) -> None:
     pki = pki_copy(FIXTURE)
@@ -308,8 +308,8 @@ def test_tls_key_dangling_link_is_named(
 ) -> None:
     pki = pki_copy(FIXTURE)
     source = pki_copy(FIXTURE)
-    made = run_product(source, "gen-tls-auth-key")
-    assert made.returncode == 0, made.stderr
+    generated = run_product(source, "gen-tls-auth-key")
+    assert generated.returncode == 0, generated.stderr
     key_file = source / "private" / "easyrsa-tls.key"
     link_target = tmp_path / "missing-target.key"
     (pki / "private" / "easyrsa-tls.key").symlink_to(link_target)
