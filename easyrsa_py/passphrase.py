@@ -42,11 +42,16 @@ def read_line_unbuffered(fd: int) -> bytes | None:
     return b"".join(chunks)
 
 
+# Descriptor numbers fit a C int, which has at most 10 digits.
+_MAX_FD_DIGITS = 10
+
+
 def _read_fd_line(fd: int, source: str) -> bytes:
     try:
         line = read_line_unbuffered(fd)
-    except OSError as error:
-        raise PassphraseError(f"Cannot read the passphrase from {source}: {error.strerror}.") from None
+    except (OSError, OverflowError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not a valid descriptor"
+        raise PassphraseError(f"Cannot read the passphrase from {source}: {reason}.") from None
     return _first_line(line or b"")
 
 
@@ -72,11 +77,12 @@ def read_passphrase(source: str) -> bytes:
             ) from None
         return _first_line(data)
     if kind == "fd" and source.startswith("fd:"):
-        if not value.isdigit():
+        # str.isdigit() also accepts digits such as '²', which int() rejects.
+        if not (value.isascii() and value.isdigit()) or len(value) > _MAX_FD_DIGITS:
             raise PassphraseError(
                 f"Invalid passphrase descriptor 'fd:{value}': expected a file descriptor number."
             )
-        return _read_fd_line(int(value), f"file descriptor {value}")
+        return _read_fd_line(int(value), f"file descriptor fd:{value}")
     if source == "stdin":
         return _read_fd_line(sys.stdin.fileno(), "standard input")
     raise PassphraseError(

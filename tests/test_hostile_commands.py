@@ -31,10 +31,6 @@ def file_mode(path: Path) -> int:
 # --- passphrase sources ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="easyrsa_py/passphrase.py passes the digits to int() and os.read() unchecked",
-)
 @pytest.mark.parametrize("descriptor", ["\u00b2", "99999999999999999999999"])
 def test_passin_odd_descriptor_is_rejected(
     pki_copy: Callable[[str], Path], descriptor: str
@@ -457,3 +453,51 @@ def test_p12_output_folder_left_alone(pki_copy: Callable[[str], Path], output: s
     assert str(pki / output) in result.stderr
     assert file_mode(pki / output) == 0o755
     assert pki_state(pki) == before
+
+
+# --- bytes that are not UTF-8 ---------------------------------------------------
+
+# Python passes these surrogates to the child process as the bytes 0xFF 0xFE.
+NOT_UTF8 = "\udcff\udcfe"
+
+
+def test_p12_non_utf8_passphrase_is_error(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    before = pki_state(pki)
+
+    result = run_product(pki, f"--passout=pass:{NOT_UTF8}", "export-p12", "alice")
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "not valid UTF-8" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_p12_non_utf8_friendly_name_is_error(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    before = pki_state(pki)
+
+    result = run_product(
+        pki, "export-p12", "alice", "nopass", env={"EASYRSA_P12_FR_NAME": NOT_UTF8}
+    )
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "EASYRSA_P12_FR_NAME" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_p12_non_utf8_name_with_nofn(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    name = "\udcff"
+    (pki / "issued" / f"{name}.crt").write_bytes((pki / "issued" / "alice.crt").read_bytes())
+    (pki / "private" / f"{name}.key").write_bytes((pki / "private" / "alice.key").read_bytes())
+
+    refused = run_product(pki, "export-p12", name, "nopass")
+    exported = run_product(pki, "export-p12", name, "nopass", "nofn")
+
+    assert "Traceback" not in refused.stderr
+    assert refused.returncode == 1
+    assert "nofn" in refused.stderr
+    assert exported.returncode == 0, exported.stderr
+    assert (pki / "private" / f"{name}.p12").is_file()
