@@ -28,6 +28,7 @@ from easyrsa_py.errors import (
     CertificateNotFound,
     CryptoMismatch,
     FileFormatError,
+    PassphraseError,
     UsageError,
 )
 from easyrsa_py.files import atomic_write, atomic_write_all
@@ -139,7 +140,22 @@ def parse_export_arguments(
         _apply_export_option(request, option, default_name)
     if kind in ("p8", "p1"):
         request.want_key = True
+    if kind == "p12":
+        _check_friendly_name(request.friendly_name)
     return request
+
+
+def _check_friendly_name(friendly_name: str | None) -> None:
+    """Raise UsageError for a friendlyName that is not valid UTF-8, as a non-UTF-8 NAME or variable gives."""
+    if friendly_name is None:
+        return
+    try:
+        friendly_name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"Invalid friendlyName {friendly_name!r} (from EASYRSA_P12_FR_NAME, or else NAME): "
+            "it is not valid UTF-8. Set EASYRSA_P12_FR_NAME to a UTF-8 name, or add option 'nofn'."
+        ) from None
 
 
 def _apply_export_option(
@@ -292,6 +308,7 @@ def _export_p12(context: Context, request: ExportRequest) -> Path:
         key = load_private_key(key_path, context.settings.passin)
         _check_key_matches(key, certificate, key_path, cert_path)
     passphrase = _output_passphrase(context, request, PKCS12_PROMPTS)
+    _check_pkcs12_passphrase(passphrase, request.name)
     # OpenSSL applies -name only to the bags of a matching key and certificate.
     friendly_name = request.friendly_name if key is not None else None
     data = pkcs12.serialize_key_and_certificates(
@@ -315,6 +332,22 @@ def _export_p12(context: Context, request: ExportRequest) -> Path:
             f"A base64 inline copy of the p12 file is at:\n* {inline[0]}"
         )
     return output
+
+
+def _check_pkcs12_passphrase(passphrase: bytes | None, name: str) -> None:
+    """Raise PassphraseError for a passphrase that cryptography's PKCS#12 writer rejects.
+
+    cryptography 48 requires UTF-8 there, where OpenSSL 3.0 takes any bytes.
+    """
+    if passphrase is None:
+        return
+    try:
+        passphrase.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PassphraseError(
+            f"The passphrase for the p12 file of {name} is not valid UTF-8, which PKCS#12 "
+            "export requires. Give a UTF-8 passphrase with --passout."
+        ) from None
 
 
 def _output_passphrase(
