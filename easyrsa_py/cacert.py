@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from easyrsa_py import csr, profiles
 from easyrsa_py.names import attribute_short_name, attribute_value_bytes
-from easyrsa_py.signing import signature_hash
+from easyrsa_py.signing import end_after_days, signature_hash
 from easyrsa_py.x509_text import render_certificate
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def self_signed_certificate(
         .public_key(key.public_key())  # type: ignore[arg-type]
         .serial_number(serial)
         .not_valid_before(start)
-        .not_valid_after(not_after or start + datetime.timedelta(days=days))
+        .not_valid_after(not_after or end_after_days(start, days))
     )
     for extension in extensions:
         builder = builder.add_extension(extension.value, extension.critical)

@@ -215,6 +215,12 @@ def sign_req(context: Context, arguments: list[str]) -> int:
 
 
 def _check_type(cert_type: str) -> None:
+    # The type names a file in x509-types, so it must be a plain file name.
+    if cert_type in ("", ".", "..") or any(character in cert_type for character in "/\0\n"):
+        raise UsageError(
+            f"Invalid certificate type {cert_type!r}: a type is a file name in x509-types, "
+            "such as 'client', without '/', NUL or newline characters."
+        )
     if cert_type == "COMMON":
         raise UsageError(
             "Invalid certificate type 'COMMON': it is added to every type and cannot be used alone."

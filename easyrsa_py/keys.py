@@ -148,7 +148,8 @@ def _generate_ed(curve: str) -> ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKe
     return key_type.generate()
 
 
-# The longest passphrase the `cryptography` package encrypts a key with.
+# The maximum passphrase length, in bytes, that `cryptography` encrypts a key
+# with. It is one less than MAX_PASSPHRASE, OpenSSL's prompt limit.
 MAX_PASSPHRASE_BYTES = 1023
 
 

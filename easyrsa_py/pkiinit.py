@@ -280,8 +280,11 @@ def _strip_comments(data: bytes) -> bytes:
 
 
 def _write_new_pki(root: Path, request: InitRequest) -> None:
-    for folder in ("issued", "private", "reqs"):
-        make_dirs(root / folder)
+    make_dirs(root / "issued")
+    make_dirs(root / "reqs")
+    # The umask applies on top of 0700, so private/ never gets group or
+    # other bits, even under --umask=022 or 000.
+    make_dirs(root / "private", mode=0o700)
     writes: list[tuple[Path, bytes, int | None]] = [
         (root / "vars.example", vars_text(None).encode(), None)
     ]

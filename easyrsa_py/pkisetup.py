@@ -200,7 +200,9 @@ def _write_ca_files(
     created = [folder for folder in folders if not folder.is_dir()]
     try:
         for folder in created:
-            make_dirs(folder)
+            # private_by_serial keeps the keys of revoked certificates.
+            mode = 0o700 if folder.name == "private_by_serial" else 0o777
+            make_dirs(folder, mode=mode)
         atomic_write_all(
             [
                 (layout.index, b"", None),

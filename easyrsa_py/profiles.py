@@ -424,6 +424,9 @@ def _build_one(
             + ", ".join(builders)
             + ".",
         )
+    if not line.value.strip() and line.name != "nsComment":
+        # OpenSSL rejects an empty extension value ("invalid empty name").
+        raise _fail(line, "the value is empty.")
     if line.value.startswith(("ASN1:", "DER:")):
         raise _fail(line, "raw ASN1: and DER: values are not supported.")
     result: x509.ExtensionType | None = builder(line, context, sections)
@@ -432,6 +435,11 @@ def _build_one(
 
 def _items(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# The largest pathLenConstraint that `cryptography` can encode (an unsigned
+# 64-bit integer).
+_MAX_PATH_LENGTH = 2**64 - 1
 
 
 def _basic_constraints(line: ProfileLine, *_: Any) -> x509.BasicConstraints:
@@ -445,6 +453,8 @@ def _basic_constraints(line: ProfileLine, *_: Any) -> x509.BasicConstraints:
             ca = setting.upper() == "TRUE"
         elif key == "pathlen" and setting.isdigit():
             path_length = int(setting)
+            if path_length > _MAX_PATH_LENGTH:
+                raise _fail(line, f"pathlen {setting} is too large; the maximum is {_MAX_PATH_LENGTH}.")
         else:
             raise _fail(line, f"unknown value {item!r}; expected CA:TRUE, CA:FALSE or pathlen:N.")
     if path_length is not None and not ca:
@@ -559,6 +569,12 @@ def parse_general_names(text: str, line: ProfileLine | None = None) -> list[x509
     names: list[x509.GeneralName] = []
     for item in _items(text):
         names.append(_general_name(item, line))
+    if not names:
+        # RFC 5280 requires at least one name, and OpenSSL rejects an empty list.
+        message = f"no names in {text!r}; expected TYPE:VALUE such as DNS:host.example."
+        if line is not None:
+            raise _fail(line, message)
+        raise ProfileError("--san", None, message)
     return names
 
 
@@ -574,6 +590,10 @@ def _general_name(item: str, line: ProfileLine | None) -> x509.GeneralName:
 
     if not colon or not value:
         raise invalid(f"invalid name {item!r}; expected TYPE:VALUE such as DNS:host.example.")
+    if kind in ("DNS", "email", "URI") and not value.isascii():
+        # These names are IA5Strings: an internationalized name must be
+        # given in its ASCII form (an IDNA A-label such as xn--bcher-kva).
+        raise invalid(f"invalid name {item!r}: {kind} values must be ASCII; use the IDNA form.")
     if kind == "DNS":
         return x509.DNSName(value)
     if kind == "IP":

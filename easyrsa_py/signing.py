@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 # every serial has exactly 128 bits. It gives up after five draws.
 RANDOM_SERIAL_BYTES = 16
 RANDOM_SERIAL_ATTEMPTS = 5
+# A serial is a positive INTEGER of at most 20 bytes (RFC 5280 4.1.2.2), so
+# the top bit of 20 bytes stays clear. `cryptography` enforces this limit.
+MAX_SERIAL_BITS = 159
 
 SigningHash = (
     hashes.SHA224
@@ -253,6 +256,13 @@ def allocate_serial(layout: PKILayout, database: IndexDatabase, random_serial: b
     path = layout.serial
     data = path.read_bytes()
     number = parse_serial_file(data, path)
+    if not 0 < number < 2**MAX_SERIAL_BITS:
+        raise SigningError(
+            f"The next serial {serial_hex(number)} in {path} cannot be used: a certificate "
+            f"serial must be positive and at most {MAX_SERIAL_BITS} bits long (RFC 5280 "
+            "allows 20 bytes). Correct the serial file, or use random serials (unset "
+            "EASYRSA_RAND_SN)."
+        )
     if database.find(number) is not None:
         raise SigningError(
             f"The next serial {serial_hex(number)} in {path} is already in {layout.index}. "
@@ -383,8 +393,22 @@ def validity(options: SigningOptions, now: datetime) -> tuple[datetime, datetime
     if options.end_date:
         not_after = parse_openssl_time(options.end_date)
     else:
-        not_after = now + timedelta(days=options.days)
+        not_after = end_after_days(now, options.days)
     return not_before, not_after
+
+
+def end_after_days(start: datetime, days: int) -> datetime:
+    """Return `start` plus `days`, or raise UsageError past the last date X.509 can hold."""
+    try:
+        end = start + timedelta(days=days)
+    except OverflowError:
+        end = None
+    if end is None or end.year > 9999:
+        raise UsageError(
+            f"Invalid --days {days}: the certificate would end after 9999-12-31, the "
+            "last date X.509 can encode. Give fewer days, or an --enddate."
+        )
+    return end
 
 
 # -- extensions ---------------------------------------------------------------
@@ -542,6 +566,7 @@ def build_certificate(
     subject = apply_policy(source_subject, options.preserve_dn)
     ca_file = load_ca_certificate(layout)
     ca_certificate = x509.load_der_x509_certificate(ca_file.der)
+    _check_ca_not_expired(layout, ca_certificate, now)
     folders = profiles.search_folders(layout.root, settings.easyrsa_dir, settings.raw)
     lines, profile = extension_lines(cert_type, folders, options, request_common_name(request.subject))
     public_key = request.public_key()
@@ -577,6 +602,17 @@ def build_certificate(
     key: CertificateIssuerPrivateKeyTypes = load_ca_key(layout, settings.passin, ca_file)
     certificate = builder.sign(key, signature_hash(key, options.digest))
     return certificate, allocation, database
+
+
+def _check_ca_not_expired(layout: PKILayout, ca_certificate: x509.Certificate, now: datetime) -> None:
+    # easy-rsa 3.2.7 signs with an expired CA certificate, and every
+    # certificate it issues then fails verification.
+    expiry = ca_certificate.not_valid_after_utc
+    if now > expiry:
+        raise SigningError(
+            f"The CA certificate {layout.ca_cert} expired on {expiry:%Y-%m-%d %H:%M:%S} UTC, so "
+            "no certificate it signs would verify. Renew it with 'renew-ca' first."
+        )
 
 
 def record_certificate(

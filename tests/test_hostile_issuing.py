@@ -1,0 +1,231 @@
+"""Hostile and careless input to the CA and issuing commands.
+
+Each case is one an operator can type. Every refused command must exit 1
+with a message that names the value at fault, print no traceback, and
+leave every file of the PKI as it was.
+"""
+
+from __future__ import annotations
+
+import stat
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from pkitools import pki_state, run_product
+
+# A passphrase one byte longer than `cryptography` can encrypt a key with.
+LONG_PASSPHRASE = "x" * 1024
+
+
+def assert_rejected(
+    pki: Path, *args: str, expected: str, env: dict[str, str] | None = None
+) -> str:
+    """Run a command that must fail, and check its message and that nothing changed."""
+    before = pki_state(pki)
+    result = run_product(pki, *args, env=env)
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert expected in result.stderr
+    assert pki_state(pki) == before
+    return result.stderr
+
+
+@pytest.fixture
+def pki(pki_copy) -> Path:
+    return pki_copy("v3.2.7-rsa")
+
+
+@pytest.fixture
+def empty_pki(tmp_path: Path) -> Path:
+    """Return a PKI made by init-pki, without a CA."""
+    pki = tmp_path / "pki"
+    result = run_product(pki, "init-pki")
+    assert result.returncode == 0, result.stderr
+    return pki
+
+
+# -- serial file ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("serial", ["00", "FF" * 20])
+def test_serial_out_of_range_rejected(pki: Path, serial: str) -> None:
+    (pki / "serial").write_text(serial + "\n")
+
+    assert_rejected(
+        pki,
+        "build-client-full",
+        "zed",
+        "nopass",
+        expected=f"The next serial {serial} in {pki / 'serial'} cannot be used",
+        env={"EASYRSA_RAND_SN": "no"},
+    )
+
+
+def test_largest_serial_accepted(pki: Path) -> None:
+    largest = "7F" + "FF" * 19
+    (pki / "serial").write_text(largest + "\n")
+
+    result = run_product(pki, "build-client-full", "zed", "nopass", env={"EASYRSA_RAND_SN": "no"})
+
+    assert result.returncode == 0, result.stderr
+    assert f"\t{largest}\t" in (pki / "index.txt").read_text()
+
+
+# -- passphrases ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["gen-req", "build-client-full"])
+def test_long_passout_rejected(pki: Path, command: str) -> None:
+    assert_rejected(
+        pki,
+        f"--passout=pass:{LONG_PASSPHRASE}",
+        command,
+        "zed",
+        expected="The new passphrase is 1024 bytes long",
+    )
+
+
+def test_long_passout_build_ca_rejected(empty_pki: Path) -> None:
+    message = assert_rejected(
+        empty_pki,
+        f"--passout=pass:{LONG_PASSPHRASE}",
+        "build-ca",
+        expected="at most 1023 bytes",
+    )
+
+    assert LONG_PASSPHRASE not in message
+
+
+# -- validity -----------------------------------------------------------------------
+
+
+def test_huge_days_rejected_by_sign(pki: Path) -> None:
+    assert_rejected(
+        pki,
+        "--days=99999999",
+        "build-client-full",
+        "zed",
+        "nopass",
+        expected="Invalid --days 99999999: the certificate would end after 9999-12-31",
+    )
+
+
+@pytest.mark.parametrize("command", [["build-ca", "nopass"], ["self-sign-server", "srv", "nopass"]])
+def test_huge_days_rejected_by_self_signing(empty_pki: Path, command: list[str]) -> None:
+    assert_rejected(empty_pki, "--days=99999999", *command, expected="Invalid --days 99999999")
+
+
+def test_huge_days_rejected_by_renew_ca(pki: Path) -> None:
+    assert_rejected(pki, "--days=3000000", "renew-ca", expected="Invalid --days 3000000")
+
+
+# -- subjectAltName and profile lines ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("san", "expected"),
+    [
+        ("DNS:bücher.example", "DNS values must be ASCII"),
+        ("email:zoë@example.org", "email values must be ASCII"),
+        ("URI:https://bücher.example/", "URI values must be ASCII"),
+        (",", "no names in ','"),
+    ],
+)
+def test_bad_san_rejected(pki: Path, san: str, expected: str) -> None:
+    assert_rejected(pki, f"--san={san}", "build-client-full", "zed", "nopass", expected=expected)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("keyUsage =", "keyUsage: the value is empty"),
+        ("extendedKeyUsage = ", "extendedKeyUsage: the value is empty"),
+        ("crlDistributionPoints = URI:http://bücher.example/crl", "URI values must be ASCII"),
+        ("basicConstraints = CA:TRUE, pathlen:99999999999999999999", "pathlen 99999999999999999999 is too large"),
+    ],
+)
+def test_bad_extra_extension_rejected(pki: Path, line: str, expected: str) -> None:
+    assert_rejected(
+        pki,
+        "build-client-full",
+        "zed",
+        "nopass",
+        expected=expected,
+        env={"EASYRSA_EXTRA_EXTS": line},
+    )
+
+
+def test_huge_subca_len_rejected(pki: Path) -> None:
+    (pki / "reqs" / "sub.req").write_bytes((pki / "reqs" / "alice.req").read_bytes())
+
+    assert_rejected(
+        pki,
+        "--subca-len=99999999999999999999",
+        "sign-req",
+        "ca",
+        "sub",
+        expected="pathlen 99999999999999999999 is too large",
+    )
+
+
+# -- folder modes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", ["000", "022"])
+def test_private_folders_stay_private(tmp_path: Path, umask: str) -> None:
+    pki = tmp_path / "pki"
+    for command in (["init-pki"], ["build-ca", "nopass"]):
+        result = run_product(pki, f"--umask={umask}", *command)
+        assert result.returncode == 0, result.stderr
+
+    for folder in ("private", "revoked/private_by_serial"):
+        mode = stat.S_IMODE((pki / folder).stat().st_mode)
+        assert mode == 0o700, f"{folder} has mode {mode:o}"
+
+
+# -- certificate types ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cert_type", ["../../../etc/passwd", "", "..", "cl\nient"])
+def test_path_like_type_rejected(pki: Path, cert_type: str) -> None:
+    message = assert_rejected(
+        pki, "sign-req", cert_type, "francois", expected="Invalid certificate type"
+    )
+
+    assert "not a standard certificate type" not in message
+
+
+# -- CA certificate -------------------------------------------------------------------
+
+
+def expire_ca_certificate(pki: Path) -> None:
+    """Replace ca.crt by a copy, signed with the same key, that expired in 2021."""
+    old = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    key = serialization.load_pem_private_key((pki / "private" / "ca.key").read_bytes(), None)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.subject)
+        .public_key(old.public_key())
+        .serial_number(old.serial_number)
+        .not_valid_before(datetime(2020, 1, 1))
+        .not_valid_after(datetime(2021, 1, 1))
+    )
+    for extension in old.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    certificate = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    (pki / "ca.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.mark.parametrize(
+    "command", [["build-client-full", "zed", "nopass"], ["sign-req", "client", "francois-2"]]
+)
+def test_expired_ca_rejected(pki: Path, command: list[str]) -> None:
+    expire_ca_certificate(pki)
+    (pki / "reqs" / "francois-2.req").write_bytes((pki / "reqs" / "francois.req").read_bytes())
+
+    assert_rejected(pki, *command, expected="expired on 2021-01-01 00:00:00 UTC")
