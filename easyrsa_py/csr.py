@@ -10,6 +10,7 @@ brackets and '.' leaves the field out.
 
 from __future__ import annotations
 
+import string
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -122,13 +123,37 @@ def build_subject(
         if not value:
             continue
         _check_length(field, value)
-        attributes.append(x509.NameAttribute(field.oid, value))
+        attribute = x509.NameAttribute(field.oid, value)
+        problem = string_type_problem(attribute)
+        if problem is not None:
+            raise UsageError(f"Invalid value {value!r} for '{field.prompt}': {problem}.")
+        attributes.append(attribute)
     if not attributes:
         raise UsageError(
             "The request subject is empty: every DN field was left blank. "
             "Give a common name with --req-cn or at the prompt."
         )
     return x509.Name([x509.RelativeDistinguishedName([attribute]) for attribute in attributes])
+
+
+# The characters of the ASN.1 PrintableString type (X.680).
+_PRINTABLE_CHARACTERS = frozenset(string.ascii_letters + string.digits + " '()+,-./:=?")
+
+
+def string_type_problem(attribute: x509.NameAttribute[str]) -> str | None:
+    """Return why the value does not fit the attribute's ASN.1 string type, or None if it fits.
+
+    countryName and serialNumber are PrintableStrings and emailAddress is an
+    IA5String, as in OpenSSL. `cryptography` fails with a parse error when
+    it encodes such a value, and OpenSSL rejects it as illegal characters.
+    """
+    kind = attribute._type.name
+    value = attribute.value
+    if kind == "PrintableString" and not set(value) <= _PRINTABLE_CHARACTERS:
+        return "only letters, digits, spaces and the characters '()+,-./:=? fit in a PrintableString"
+    if kind == "IA5String" and not value.isascii():
+        return "an IA5String allows only ASCII characters"
+    return None
 
 
 def _answer(field: SubjectField, default: str, ask: Callable[[SubjectField, str], str | None]) -> str:

@@ -339,10 +339,16 @@ def _subject_attribute(text: str, part: str) -> x509.NameAttribute[str] | None:
         raise UsageError(f"Invalid subject {text!r}: unknown attribute type {name!r}.")
     if not value:
         return None
+    from easyrsa_py.csr import string_type_problem
+
     try:
-        return x509.NameAttribute(x509.ObjectIdentifier(dotted), value)
+        attribute = x509.NameAttribute(x509.ObjectIdentifier(dotted), value)
     except ValueError as error:
         raise UsageError(f"Invalid subject {text!r}: {error}") from None
+    problem = string_type_problem(attribute)
+    if problem is not None:
+        raise UsageError(f"Invalid subject {text!r}: the value of {name} {value!r} is invalid: {problem}.")
+    return attribute
 
 
 def apply_policy(name: x509.Name, preserve: bool) -> x509.Name:

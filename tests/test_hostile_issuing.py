@@ -229,3 +229,35 @@ def test_expired_ca_rejected(pki: Path, command: list[str]) -> None:
     (pki / "reqs" / "francois-2.req").write_bytes((pki / "reqs" / "francois.req").read_bytes())
 
     assert_rejected(pki, *command, expected="expired on 2021-01-01 00:00:00 UTC")
+
+
+# -- subject strings ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("--req-c=é", "for 'Country Name (2 letter code)': only letters, digits"),
+        ("--req-serial=a_b", "for 'Serial-number (eg, device serial-number)': only letters"),
+        ("--req-email=zoë@example.org", "for 'Email Address': an IA5String allows only ASCII"),
+    ],
+)
+def test_subject_string_types_checked(pki: Path, option: str, expected: str) -> None:
+    assert_rejected(pki, "--dn-mode=org", option, "build-client-full", "zed", "nopass", expected=expected)
+
+
+def test_build_ca_country_checked(empty_pki: Path) -> None:
+    assert_rejected(empty_pki, "--dn-mode=org", "--req-c=é", "build-ca", "nopass", expected="only letters, digits")
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("/C=é/CN=zed", "the value of C 'é' is invalid"),
+        ("/emailAddress=é@example.org/CN=zed", "an IA5String allows only ASCII"),
+    ],
+)
+def test_new_subject_string_types_checked(pki: Path, subject: str, expected: str) -> None:
+    (pki / "reqs" / "zed.req").write_bytes((pki / "reqs" / "francois.req").read_bytes())
+
+    assert_rejected(pki, f"--new-subject={subject}", "sign-req", "client", "zed", "newsubj", expected=expected)
