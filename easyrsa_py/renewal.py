@@ -198,8 +198,8 @@ def plan_renewal(layout: PKILayout, settings: Settings, name: str) -> RenewalPla
     check_request(request_path)
     request = load_request(request_path)
     certificate = x509.load_der_x509_certificate(read_certificate(source).der)
-    _check_extensions_parse(certificate, source)
-    _check_extensions_parse(request, request_path)
+    _check_parts_parse(certificate, source)
+    _check_parts_parse(request, request_path)
     _check_common_names(name, certificate, request, request_path)
     _check_issued_here(name, layout, certificate, source)
     _forbid_revoked(name, layout, certificate)
@@ -226,16 +226,21 @@ def plan_renewal(layout: PKILayout, settings: Settings, name: str) -> RenewalPla
     )
 
 
-def _check_extensions_parse(item: x509.Certificate | x509.CertificateSigningRequest, path: Path) -> None:
-    """Raise FileFormatError when an extension of `item` does not parse.
+def _check_parts_parse(item: x509.Certificate | x509.CertificateSigningRequest, path: Path) -> None:
+    """Raise FileFormatError when the subject, issuer or an extension of `item` does not parse.
 
-    cryptography parses extensions only when they are first read, which
-    would otherwise happen in the middle of planning, as a traceback.
+    cryptography parses these only when they are first read, which would
+    otherwise happen in the middle of planning, as a traceback.
     """
+    from cryptography import x509
+
     try:
+        len(item.subject)
         len(item.extensions)
+        if isinstance(item, x509.Certificate):
+            len(item.issuer)
     except ValueError as error:
-        raise FileFormatError(path, None, f"an extension cannot be read ({error}).") from None
+        raise FileFormatError(path, None, f"a part of it cannot be read ({error}).") from None
 
 
 def _check_issued_here(name: str, layout: PKILayout, certificate: x509.Certificate, path: Path) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from easyrsa_py.certificate import read_certificate
-from easyrsa_py.errors import CertificateNotFound, UsageError
+from easyrsa_py.errors import CertificateNotFound, FileFormatError, UsageError
 from easyrsa_py.revoke import check_file_name_base
 
 if TYPE_CHECKING:
@@ -108,6 +108,8 @@ def check_certificate(path: Path, ca_path: Path, now: datetime | None = None) ->
 
     certificate = x509.load_der_x509_certificate(read_certificate(path).der)
     ca = x509.load_der_x509_certificate(read_certificate(ca_path).der)
+    _check_names_parse(certificate, path)
+    _check_names_parse(ca, ca_path)
     now = now or datetime.now(UTC)
     if certificate == ca:
         return _time_failures(ca, 0, now)
@@ -122,6 +124,18 @@ def check_certificate(path: Path, ca_path: Path, now: datetime | None = None) ->
     if not _signature_verifies(certificate, ca):
         return [*failures, _failure(CERT_SIGNATURE_FAILURE, 0, certificate)]
     return failures + _time_failures(certificate, 0, now)
+
+
+def _check_names_parse(certificate: x509.Certificate, path: Path) -> None:
+    """Raise FileFormatError when the subject or issuer does not parse, such as a UTF8String that is not UTF-8.
+
+    cryptography parses names only when they are first read.
+    """
+    try:
+        len(certificate.subject)
+        len(certificate.issuer)
+    except ValueError as error:
+        raise FileFormatError(path, None, f"its subject or issuer name cannot be read ({error}).") from None
 
 
 def _failure(error: tuple[int, str], depth: int, certificate: x509.Certificate) -> VerifyFailure:

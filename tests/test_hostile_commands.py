@@ -8,6 +8,7 @@ command must leave the PKI byte for byte as it was.
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 from collections.abc import Callable
@@ -501,3 +502,33 @@ def test_p12_non_utf8_name_with_nofn(pki_copy: Callable[[str], Path]) -> None:
     assert "nofn" in refused.stderr
     assert exported.returncode == 0, exported.stderr
     assert (pki / "private" / f"{name}.p12").is_file()
+
+
+def break_subject_utf8(path: Path) -> None:
+    """Replace the last byte of the commonName 'alice' with 0xE9, which is not UTF-8 there.
+
+    The signature no longer verifies, but the file stays a well-formed
+    certificate whose subject cryptography cannot decode.
+    """
+    certificate = x509.load_pem_x509_certificate(path.read_bytes())
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    position = der.rfind(b"alice")
+    broken = der[: position + 4] + b"\xe9" + der[position + 5 :]
+    body = base64.encodebytes(broken).decode("ascii")
+    path.write_text(f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n")
+
+
+@pytest.mark.parametrize("command", ["verify-cert", "renew"])
+def test_invalid_subject_encoding_is_error(
+    pki_copy: Callable[[str], Path], command: str
+) -> None:
+    pki = pki_copy(FIXTURE)
+    break_subject_utf8(pki / "issued" / "alice.crt")
+    before = pki_state(pki)
+
+    result = run_product(pki, command, "alice")
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert str(pki / "issued" / "alice.crt") in result.stderr
+    assert pki_state(pki) == before
