@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 README_NAME = "README.inline.private"
+# The file name base of the CA's certificate and key (ca.crt, private/ca.key).
+CA_NAME = "ca"
 _README_TEXT = (
     b"# The inline files in this folder contain private keys or TLS keys.\n"
     b"# Copy them only over an encrypted channel, such as scp or https,\n"
@@ -93,6 +95,13 @@ def inline(context: Context, arguments: list[str]) -> int:
         raise UsageError(f"Unexpected argument '{arguments[1]}': usage is 'inline NAME'.")
     name = arguments[0]
     check_file_name_base(name)
+    if name == CA_NAME:
+        # easy-rsa 3.2.7 pastes private/ca.key into inline/private/ca.inline.
+        raise UsageError(
+            "'inline ca' is rejected: private/ca.key is the CA's own key, and an inline file "
+            "is meant to be copied to an OpenVPN peer. Peers need only ca.crt, which every "
+            "other inline file already contains."
+        )
     write_inline(context.layout, context.settings, context.console, name, check_sources=True)
     return 0
 

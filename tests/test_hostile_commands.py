@@ -532,3 +532,16 @@ def test_invalid_subject_encoding_is_error(
     assert result.returncode == 1
     assert str(pki / "issued" / "alice.crt") in result.stderr
     assert pki_state(pki) == before
+
+
+def test_inline_ca_is_rejected(pki_copy: Callable[[str], Path]) -> None:
+    # easy-rsa 3.2.7 writes inline/private/ca.inline with the CA private key in it.
+    pki = pki_copy(FIXTURE)
+    before = pki_state(pki)
+
+    result = run_product(pki, "inline", "ca")
+
+    assert result.returncode == 1
+    assert "private/ca.key" in result.stderr
+    assert not (pki / "inline" / "private" / "ca.inline").exists()
+    assert pki_state(pki) == before
