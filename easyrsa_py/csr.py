@@ -251,6 +251,12 @@ def parse_request(data: bytes, path: Path) -> x509.CertificateSigningRequest:
         valid = request.is_signature_valid
     except (ValueError, UnsupportedAlgorithm) as error:
         raise FileFormatError(path, None, f"not a valid certificate request ({error}).") from None
+    try:
+        request.extensions  # noqa: B018 - parse the extensions now, as for the subject
+    except (x509.DuplicateExtension, ValueError) as error:
+        # RFC 5280 allows one instance of each extension, and a value that
+        # cryptography cannot decode would fail later, during signing.
+        raise FileFormatError(path, None, f"its extensions cannot be read ({error}).") from None
     if not valid:
         raise RequestError(
             path,

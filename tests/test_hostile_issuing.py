@@ -8,6 +8,7 @@ leave every file of the PKI as it was.
 from __future__ import annotations
 
 import stat
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -261,3 +262,53 @@ def test_new_subject_string_types_checked(pki: Path, subject: str, expected: str
     (pki / "reqs" / "zed.req").write_bytes((pki / "reqs" / "francois.req").read_bytes())
 
     assert_rejected(pki, f"--new-subject={subject}", "sign-req", "client", "zed", "newsubj", expected=expected)
+
+
+# -- request extensions ------------------------------------------------------------------
+
+# An OpenSSL request config whose extension section holds subjectAltName
+# twice: once by name and once as raw DER (SEQUENCE { dNSName "b.example" }).
+DUPLICATE_SAN_CONFIG = """\
+[req]
+distinguished_name = dn
+req_extensions = ext
+prompt = no
+[dn]
+CN = dup
+[ext]
+subjectAltName = DNS:a.example
+2.5.29.17 = DER:300B8209622E6578616D706C65
+"""
+
+
+def duplicate_extension_request(folder: Path) -> Path:
+    """Write a request with two subjectAltName extensions, made by `openssl req`."""
+    config = folder / "dup.cnf"
+    config.write_text(DUPLICATE_SAN_CONFIG)
+    key = folder / "dup.key"
+    request = folder / "dup.req"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["openssl", "req", "-new", "-key", str(key), "-config", str(config), "-out", str(request)],
+        check=True,
+        capture_output=True,
+    )
+    return request
+
+
+@pytest.mark.parametrize("options", [[], ["--copy-ext"]])
+def test_duplicate_extension_sign_rejected(pki: Path, tmp_path: Path, options: list[str]) -> None:
+    request = duplicate_extension_request(tmp_path)
+    (pki / "reqs" / "dup.req").write_bytes(request.read_bytes())
+
+    assert_rejected(pki, *options, "sign-req", "client", "dup", expected="Duplicate 2.5.29.17 extension")
+
+
+def test_duplicate_extension_import_rejected(pki: Path, tmp_path: Path) -> None:
+    request = duplicate_extension_request(tmp_path)
+
+    assert_rejected(pki, "import-req", str(request), "dup", expected="its extensions cannot be read")
