@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -544,4 +545,34 @@ def test_inline_ca_is_rejected(pki_copy: Callable[[str], Path]) -> None:
     assert result.returncode == 1
     assert "private/ca.key" in result.stderr
     assert not (pki / "inline" / "private" / "ca.inline").exists()
+    assert pki_state(pki) == before
+
+
+@pytest.mark.parametrize(
+    "openssl_arguments",
+    [
+        ["rsa", "-traditional", "-camellia128"],
+        ["pkcs8", "-topk8", "-v2", "aria-256-cbc"],
+    ],
+)
+def test_key_unknown_cipher_is_named(
+    pki_copy: Callable[[str], Path], openssl_arguments: list[str]
+) -> None:
+    pki = pki_copy(FIXTURE)
+    key = pki / "private" / "alice.key"
+    encrypted = pki / "alice.encrypted"
+    subprocess.run(
+        ["openssl", *openssl_arguments, "-in", str(key), "-out", str(encrypted), "-passout", "pass:secret-one"],
+        check=True,
+        capture_output=True,
+    )
+    os.replace(encrypted, key)
+    before = pki_state(pki)
+
+    result = run_product(pki, "--passin=pass:secret-one", "export-p8", "alice", "nopass")
+
+    assert result.returncode == 1
+    assert "cipher that easyrsa_py cannot decrypt" in result.stderr
+    assert "does not decrypt" not in result.stderr
+    assert str(key) in result.stderr
     assert pki_state(pki) == before
