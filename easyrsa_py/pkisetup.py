@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from easyrsa_py import keys
+from easyrsa_py import keys, profiles
 from easyrsa_py.cacert import (
     ca_extensions,
     ca_subject,
@@ -485,6 +485,8 @@ def import_ca(context: Context, arguments: list[str]) -> int:
 
 # --- self-sign-server and self-sign-client ------------------------------------
 
+# The upper bound of commonName in easy-rsa's OpenSSL config (commonName_max).
+_MAX_COMMON_NAME_BYTES = 64
 _SELF_SIGN_USAGE = {
     "server": ExtendedKeyUsageOID.SERVER_AUTH,
     "client": ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -505,6 +507,11 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
     settings, layout, console = context.settings, context.layout, context.console
     name, nopass = _parse_self_sign_arguments(context.command_name, arguments, settings)
     check_file_name_base(name)
+    if len(name.encode("utf-8")) > _MAX_COMMON_NAME_BYTES:
+        raise UsageError(
+            f"Invalid name {name!r}: {context.command_name} uses it as the common name, "
+            f"which is at most {_MAX_COMMON_NAME_BYTES} bytes long. Choose a shorter name."
+        )
     if layout.ca_cert.exists() or layout.ca_key.exists():
         raise PKIConflict(
             f"Cannot create a self-signed certificate in a PKI with a CA ({layout.root})."
@@ -521,6 +528,7 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     serial = x509.random_serial_number()
     extensions = _self_sign_extensions(key, subject, serial, _SELF_SIGN_USAGE[kind])
+    extensions = _add_extra_extensions(extensions, settings, key, subject, serial)
     # easy-rsa 3.2.7 always signs these with SHA-256, whatever --digest is.
     certificate = self_signed_certificate(
         key, subject, settings.cert_expire, "sha256", extensions, serial
@@ -543,6 +551,40 @@ def self_sign(context: Context, arguments: list[str], kind: str) -> int:
         f"* {layout.private_key(name)}\n* {layout.issued_cert(name)}"
     )
     return 0
+
+
+def _add_extra_extensions(
+    extensions: list[x509.Extension[x509.ExtensionType]],
+    settings: Settings,
+    key: CertificateIssuerPrivateKeyTypes,
+    subject: x509.Name,
+    serial: int,
+) -> list[x509.Extension[x509.ExtensionType]]:
+    """Add EASYRSA_EXTRA_EXTS and --san, which easy-rsa 3.2.7 appends to the selfsign profile.
+
+    An added extension replaces a built-in one with the same OID.
+    """
+    raw = settings.raw
+    lines: list[profiles.ProfileLine] = []
+    if raw.get("EASYRSA_EXTRA_EXTS"):
+        lines += profiles.profile_lines(raw["EASYRSA_EXTRA_EXTS"], "EASYRSA_EXTRA_EXTS")
+    if raw.get("EASYRSA_SAN"):
+        lines.append(
+            profiles.ProfileLine("subjectAltName", raw["EASYRSA_SAN"], settings.san_critical, "--san", None)
+        )
+    if not lines:
+        return extensions
+    public_key = key.public_key()
+    context = profiles.ExtensionContext(
+        subject_public_key=public_key,  # type: ignore[arg-type]
+        issuer_name=subject,
+        issuer_public_key=public_key,  # type: ignore[arg-type]
+        serial_number=serial,
+        environment=dict(raw),
+    )
+    added = profiles.build_extensions(profiles.merge_lines(lines), context)
+    replaced = {extension.oid for extension in added}
+    return [extension for extension in extensions if extension.oid not in replaced] + added
 
 
 def _parse_self_sign_arguments(

@@ -11,6 +11,7 @@ import stat
 import subprocess
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -312,3 +313,38 @@ def test_duplicate_extension_import_rejected(pki: Path, tmp_path: Path) -> None:
     request = duplicate_extension_request(tmp_path)
 
     assert_rejected(pki, "import-req", str(request), "dup", expected="its extensions cannot be read")
+
+
+# -- self-sign ------------------------------------------------------------------------
+
+
+def self_signed_extensions(path: Path) -> dict[str, tuple[bool, x509.ExtensionType]]:
+    """Map each extension of a certificate file, except the key identifiers, to its value."""
+    certificate = x509.load_pem_x509_certificate(path.read_bytes())
+    key_identifiers = (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier)
+    return {
+        extension.oid.dotted_string: (extension.critical, extension.value)
+        for extension in certificate.extensions
+        if not isinstance(extension.value, key_identifiers)
+    }
+
+
+def test_self_sign_extra_extensions_match(reference_for: Any, tmp_path: Path) -> None:
+    real_script = reference_for("3.2.7")
+    real, ours = tmp_path / "real" / "pki", tmp_path / "ours" / "pki"
+    options = ("--san=DNS:peer.example", "self-sign-server", "peer", "nopass")
+    extra = {"EASYRSA_EXTRA_EXTS": "keyUsage = digitalSignature"}
+    real_script.run(real, "init-pki")
+    real_script.run(real, *options, env=extra)
+    assert run_product(ours, "init-pki").returncode == 0
+    result = run_product(ours, *options, env=extra)
+    assert result.returncode == 0, result.stderr
+
+    ours_extensions = self_signed_extensions(ours / "issued" / "peer.crt")
+
+    assert ours_extensions == self_signed_extensions(real / "issued" / "peer.crt")
+    assert ours_extensions["2.5.29.17"][1] == x509.SubjectAlternativeName([x509.DNSName("peer.example")])
+
+
+def test_self_sign_long_name_rejected(empty_pki: Path) -> None:
+    assert_rejected(empty_pki, "self-sign-server", "a" * 65, "nopass", expected="at most 64 bytes long")
