@@ -576,3 +576,29 @@ def test_key_unknown_cipher_is_named(
     assert "does not decrypt" not in result.stderr
     assert str(key) in result.stderr
     assert pki_state(pki) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="easyrsa_py/passphrase.py reads up to 1026 bytes of a file: line, OpenSSL 3.0 reads 1023",
+)
+def test_passin_file_long_line_as_openssl(
+    pki_copy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # OpenSSL's app_passwd reads a file: passphrase with BIO_gets into a
+    # 1024-byte buffer, so a longer line is cut to its first 1023 bytes.
+    pki = pki_copy(FIXTURE)
+    key = pki / "private" / "alice.key"
+    passphrase_file = tmp_path / "passphrase"
+    passphrase_file.write_text("x" * 2000)
+    encrypted = pki / "alice.encrypted"
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-out", str(encrypted), "-aes256", "-passout", f"file:{passphrase_file}"],
+        check=True,
+        capture_output=True,
+    )
+    os.replace(encrypted, key)
+
+    result = run_product(pki, f"--passin=file:{passphrase_file}", "export-p8", "alice", "nopass")
+
+    assert result.returncode == 0, result.stderr
