@@ -61,9 +61,13 @@ def ca_extensions(
     for name in sorted(critical):
         type_lines = profiles.make_critical(type_lines, name)
     extra_text = settings.raw.get("EASYRSA_EXTRA_EXTS")
-    extra = (
+    extra = list(
         profiles.profile_lines(extra_text, "EASYRSA_EXTRA_EXTS") if extra_text else ()
     )
+    # easy-rsa 3.2.7 appends --san to EASYRSA_EXTRA_EXTS for every command.
+    san = settings.raw.get("EASYRSA_SAN")
+    if san:
+        extra.append(profiles.ProfileLine("subjectAltName", san, settings.san_critical, "--san", None))
     lines = profiles.merge_lines(
         profiles.profile_lines(
             _CA_CONFIG_SECTION, "openssl-easyrsa.cnf [ easyrsa_ca ]"

@@ -348,3 +348,20 @@ def test_self_sign_extra_extensions_match(reference_for: Any, tmp_path: Path) ->
 
 def test_self_sign_long_name_rejected(empty_pki: Path) -> None:
     assert_rejected(empty_pki, "self-sign-server", "a" * 65, "nopass", expected="at most 64 bytes long")
+
+
+def test_build_ca_san_matches(reference_for: Any, tmp_path: Path) -> None:
+    real_script = reference_for("3.2.7")
+    real, ours = tmp_path / "real" / "pki", tmp_path / "ours" / "pki"
+    options = ("--san=DNS:ca.example", "build-ca", "nopass")
+    extra = {"EASYRSA_EXTRA_EXTS": "nsComment = extra line"}
+    real_script.run(real, "init-pki")
+    real_script.run(real, *options, env=extra)
+    assert run_product(ours, "init-pki").returncode == 0
+    result = run_product(ours, *options, env=extra)
+    assert result.returncode == 0, result.stderr
+
+    ours_extensions = self_signed_extensions(ours / "ca.crt")
+
+    assert ours_extensions == self_signed_extensions(real / "ca.crt")
+    assert ours_extensions["2.5.29.17"][1] == x509.SubjectAlternativeName([x509.DNSName("ca.example")])
