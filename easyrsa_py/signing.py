@@ -411,8 +411,9 @@ def end_after_days(start: datetime, days: int) -> datetime:
         end = None
     if end is None or end.year > 9999:
         raise UsageError(
-            f"Invalid --days {days}: the certificate would end after 9999-12-31, the "
-            "last date X.509 can encode. Give fewer days, or an --enddate."
+            f"Invalid validity of {days} days (--days, or EASYRSA_CERT_EXPIRE or "
+            "EASYRSA_CA_EXPIRE in vars): the certificate would end after 9999-12-31, the "
+            "last date X.509 can encode. Give fewer days."
         )
     return end
 
