@@ -19,8 +19,13 @@ from easyrsa_py.errors import PassphraseError
 _MAX_LINE = 1024
 
 
+# OpenSSL's app_passwd reads a line with BIO_gets() into a 1024-byte buffer,
+# so it keeps at most the first 1023 bytes of a long line.
+_OPENSSL_LINE_BYTES = 1023
+
+
 def _first_line(data: bytes) -> bytes:
-    line = data.split(b"\n", 1)[0]
+    line = data[:_OPENSSL_LINE_BYTES].split(b"\n", 1)[0]
     return line[:-1] if line.endswith(b"\r") else line
 
 

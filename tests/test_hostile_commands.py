@@ -578,10 +578,6 @@ def test_key_unknown_cipher_is_named(
     assert pki_state(pki) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="easyrsa_py/passphrase.py reads up to 1026 bytes of a file: line, OpenSSL 3.0 reads 1023",
-)
 def test_passin_file_long_line_as_openssl(
     pki_copy: Callable[[str], Path], tmp_path: Path
 ) -> None:
