@@ -320,7 +320,7 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
     _check_self_signed(layout.ca_cert, old)
     key = load_ca_key(layout, settings.passin, old_file)
 
-    new = _renewed_certificate(settings, key, old)
+    new = _renewed_certificate(settings, console, key, old)
     console.confirm(
         "Install the new CA certificate ? ",
         "yes",
@@ -362,10 +362,23 @@ def _check_self_signed(path: Path, certificate: x509.Certificate) -> None:
 
 
 def _renewed_certificate(
-    settings: Settings, key: CertificateIssuerPrivateKeyTypes, old: x509.Certificate
+    settings: Settings,
+    console: Console,
+    key: CertificateIssuerPrivateKeyTypes,
+    old: x509.Certificate,
 ) -> x509.Certificate:
     hash_algorithm = old.signature_hash_algorithm
     digest = hash_algorithm.name if hash_algorithm else settings.digest
+    try:
+        signature_hash(key, digest)
+    except UsageError:
+        # easy-rsa 3.2.7 renews a SHA-1 CA with SHA-1 again. cryptography
+        # cannot sign with it, and a stronger hash is the safer choice.
+        console.warn(
+            f"The old CA certificate is signed with {digest}, which easyrsa_py does not "
+            f"sign with: the renewed certificate is signed with {settings.digest}."
+        )
+        digest = settings.digest
     critical = frozenset(
         name
         for name, extension_class in (

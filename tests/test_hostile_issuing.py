@@ -365,3 +365,26 @@ def test_build_ca_san_matches(reference_for: Any, tmp_path: Path) -> None:
 
     assert ours_extensions == self_signed_extensions(real / "ca.crt")
     assert ours_extensions["2.5.29.17"][1] == x509.SubjectAlternativeName([x509.DNSName("ca.example")])
+
+
+def test_renew_sha1_ca_upgrades_hash(pki: Path) -> None:
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-new", "-sha1", "-days", "100",
+            "-key", str(pki / "private" / "ca.key"),
+            "-subj", "/CN=Example VPN CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=keyCertSign,cRLSign",
+            "-out", str(pki / "ca.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    result = run_product(pki, "renew-ca")
+
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "signed with sha1" in result.stderr
+    renewed = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    assert isinstance(renewed.signature_hash_algorithm, hashes.SHA256)
