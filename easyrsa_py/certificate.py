@@ -111,8 +111,11 @@ def read_certificate(path: Path) -> CertificateFile:
         if not blocks:
             raise ValueError("no -----BEGIN CERTIFICATE----- block")
         return _parse_certificate(blocks[0])
-    except (ValueError, IndexError) as error:
+    except ValueError as error:
         raise FileFormatError(path, None, f"not a valid PEM certificate ({error}).") from None
+    except IndexError:
+        # The DER reader indexes past the end of truncated or garbled data.
+        raise FileFormatError(path, None, "not a valid PEM certificate (its DER data is cut short).") from None
 
 
 def check_request(path: Path) -> None:
@@ -123,8 +126,12 @@ def check_request(path: Path) -> None:
         if not blocks:
             raise ValueError("no -----BEGIN CERTIFICATE REQUEST----- block")
         _check_request_der(blocks[0])
-    except (ValueError, IndexError) as error:
+    except ValueError as error:
         raise FileFormatError(path, None, f"not a valid PEM certificate request ({error}).") from None
+    except IndexError:
+        raise FileFormatError(
+            path, None, "not a valid PEM certificate request (its DER data is cut short)."
+        ) from None
 
 
 def _sequence_children(data: bytes, offset: int, what: str) -> list[tuple[int, int, int]]:

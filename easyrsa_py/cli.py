@@ -109,6 +109,13 @@ def _describe_os_error(error: OSError) -> str:
         return f"Permission denied for {path}. Check its owner and mode, and those of its folder."
     if error.errno == errno.ENOSPC:
         return f"No space left on the device for {path}. Free some space and run the command again."
+    if error.errno == errno.EEXIST and not Path(path).is_dir():
+        return (
+            f"Cannot create the folder {path}: a file of that name is in the way. "
+            "Move it away and run the command again."
+        )
+    if error.errno == errno.ENOTDIR:
+        return f"Cannot use {path}: a file stands where a folder is expected. Move it away and run the command again."
     if error.errno == errno.ENAMETOOLONG:
         return f"The file name {path} is too long."
     return f"{error.strerror or error}: {path}"

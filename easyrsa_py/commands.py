@@ -517,8 +517,9 @@ _MORE_COMMANDS = (
             "Move issued/NAME.crt to expired/, so that NAME can be signed again; revoke\n"
             "the old certificate later with 'revoke-expired'."),
     Command("inline", _delegate("inline", "inline"), "inline NAME",
-            "Write inline/NAME.inline: the certificate, key, CA and TLS key of NAME in one\n"
-            "file, ready to paste into an OpenVPN configuration.", needs_ca=False),
+            "Write the certificate, key, CA and TLS key of NAME in one file, ready to paste\n"
+            "into an OpenVPN configuration: inline/private/NAME.inline (0600), or\n"
+            "inline/NAME.inline when there is no key.", needs_ca=False),
     Command("set-pass", _delegate("exports", "set_pass"), "set-pass NAME [nopass|file]",
             "Change or remove the passphrase of private/NAME.key ('file': the key file\n"
             "given as NAME).", needs_ca=False),

@@ -29,7 +29,7 @@ from easyrsa_py.passphrase import (
     read_line_unbuffered,
     read_passphrase,
 )
-from easyrsa_py.pki import _parse_key
+from easyrsa_py.pki import _parse_key, raise_if_unknown_cipher
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -328,7 +328,7 @@ def load_private_key(path: Path, passin_source: str | None) -> PrivateKeyTypes:
             return _decrypt(path, data, None, passin_source)
         return _decrypt(path, data, prompt_passphrase(path), None)
     except ValueError as error:
-        _raise_if_unknown_cipher(path, error)
+        raise_if_unknown_cipher(path, error)
         if password is None or not is_encrypted_key(data):
             raise FileFormatError(path, None, "not a valid PEM private key.") from None
         raise _wrong_passphrase(path, passin_source) from None
@@ -340,27 +340,10 @@ def _decrypt(
     try:
         return _parse_key(data, password)
     except (TypeError, ValueError) as error:
-        _raise_if_unknown_cipher(path, error)
+        raise_if_unknown_cipher(path, error)
         if not is_encrypted_key(data):
             raise FileFormatError(path, None, "not a valid PEM private key.") from None
         raise _wrong_passphrase(path, passin_source) from None
-
-
-# The starts of the messages cryptography 48 raises for a PKCS#8 or a
-# traditional PEM key encrypted with a cipher it lacks, such as Camellia,
-# ARIA or SM4, which OpenSSL 3.0 can write.
-_UNKNOWN_CIPHER_MESSAGES = ("Unknown key encryption algorithm", "Key encrypted with unknown cipher")
-
-
-def _raise_if_unknown_cipher(path: Path, error: Exception) -> None:
-    """Raise FileFormatError when `error` says the key's cipher is unsupported, not the passphrase wrong."""
-    if str(error).startswith(_UNKNOWN_CIPHER_MESSAGES):
-        raise FileFormatError(
-            path,
-            None,
-            f"it is encrypted with a cipher that easyrsa_py cannot decrypt ({str(error).rstrip('.')}). "
-            "Re-encrypt it with AES, for example with 'openssl pkey -aes256'.",
-        ) from None
 
 
 def is_encrypted_key(data: bytes) -> bool:

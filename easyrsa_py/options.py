@@ -118,7 +118,10 @@ def _check_number(spelling: str, value: str, zero_allowed: bool) -> None:
     if value == "0" and zero_allowed:
         return
     if not value.isdigit() or not value.isascii() or value.startswith("0"):
-        raise UsageError(f"Invalid value for {spelling}: expected a number, got '{value}'.")
+        wanted = "a whole number" if zero_allowed else "a whole number of 1 or more"
+        raise UsageError(
+            f"Invalid value for {spelling}: expected {wanted} without leading zeros, got '{value}'."
+        )
 
 
 def _apply(option: Option, spelling: str, value: str | None, options: dict[str, str]) -> None:

@@ -190,10 +190,28 @@ def _parse_key(data: bytes, password: bytes | None) -> CertificateIssuerPrivateK
     )
 
 
+# The starts of the messages cryptography 48 raises for a PKCS#8 or a
+# traditional PEM key encrypted with a cipher it lacks, such as Camellia,
+# ARIA or SM4, which OpenSSL 3.0 can write.
+_UNKNOWN_CIPHER_MESSAGES = ("Unknown key encryption algorithm", "Key encrypted with unknown cipher")
+
+
+def raise_if_unknown_cipher(path: Path, error: Exception) -> None:
+    """Raise FileFormatError when `error` says the key's cipher is unsupported, not the passphrase wrong."""
+    if str(error).startswith(_UNKNOWN_CIPHER_MESSAGES):
+        raise FileFormatError(
+            path,
+            None,
+            f"it is encrypted with a cipher that easyrsa_py cannot decrypt ({str(error).rstrip('.')}). "
+            "Re-encrypt it with AES, for example with 'openssl pkey -aes256'.",
+        ) from None
+
+
 def _load_key(path: Path, data: bytes, password: bytes | None) -> CertificateIssuerPrivateKeyTypes:
     try:
         return _parse_key(data, password)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as error:
+        raise_if_unknown_cipher(path, error)
         raise PassphraseError(
             f"The passphrase does not decrypt the CA key {path}. Check --passin or EASYRSA_PASSIN."
         ) from None

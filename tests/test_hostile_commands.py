@@ -598,3 +598,47 @@ def test_passin_file_long_line_as_openssl(
     result = run_product(pki, f"--passin=file:{passphrase_file}", "export-p8", "alice", "nopass")
 
     assert result.returncode == 0, result.stderr
+
+
+# --- messages for files in the way and unreadable input ------------------------
+
+
+@pytest.mark.parametrize("folder, args", [("inline", ("inline", "alice")), ("expired", ("expire", "alice"))])
+def test_file_where_folder_expected(
+    pki_copy: Callable[[str], Path], folder: str, args: tuple[str, ...]
+) -> None:
+    pki = pki_copy(FIXTURE)
+    target = pki / folder
+    if target.is_dir():
+        for child in sorted(target.rglob("*"), reverse=True):
+            child.rmdir() if child.is_dir() else child.unlink()
+        target.rmdir()
+    target.write_bytes(b"")
+    before = pki_state(pki)
+
+    result = run_product(pki, *args)
+
+    assert result.returncode == 1
+    assert f"Cannot create the folder {target}: a file of that name is in the way" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_certificate_with_nul_bytes_names_the_file(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    certificate = pki / "issued" / "alice.crt"
+    certificate.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB\x00\x00\n-----END CERTIFICATE-----\n")
+
+    result = run_product(pki, "show-eku", "alice")
+
+    assert result.returncode == 1
+    assert "index out of range" not in result.stderr
+    assert str(certificate) in result.stderr
+
+
+def test_zero_keysize_says_whole_number(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+
+    result = run_product(pki, "--keysize=0", "gen-req", "zed", "nopass")
+
+    assert result.returncode == 1
+    assert "expected a whole number of 1 or more" in result.stderr
