@@ -18,6 +18,8 @@ from easyrsa_py.signing import end_after_days, signature_hash
 from easyrsa_py.x509_text import render_certificate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cryptography.hazmat.primitives.asymmetric.types import (
         CertificateIssuerPrivateKeyTypes,
     )
@@ -36,9 +38,13 @@ keyUsage = cRLSign, keyCertSign
 """
 
 
-def ca_subject(settings: Settings, common_name: str) -> x509.Name:
-    """Build the subject for EASYRSA_DN with `common_name`, as gen-req builds it in batch mode."""
-    return csr.build_subject(csr.subject_defaults(settings, common_name))
+def ca_subject(
+    settings: Settings,
+    common_name: str,
+    ask: Callable[[csr.SubjectField, str], str | None] | None = None,
+) -> x509.Name:
+    """Build the subject for EASYRSA_DN with `common_name`, asking for each field when `ask` is given."""
+    return csr.build_subject(csr.subject_defaults(settings, common_name), ask)
 
 
 def ca_extensions(

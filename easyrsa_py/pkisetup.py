@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from easyrsa_py import keys, profiles
+from easyrsa_py import csr, keys, profiles
 from easyrsa_py.cacert import (
     ca_extensions,
     ca_subject,
@@ -133,13 +133,16 @@ def build_ca(context: Context, arguments: list[str]) -> int:
     common_name = settings.req_cn
     if common_name == "ChangeMe":
         common_name = "Easy-RSA Sub-CA" if request.subca else "Easy-RSA CA"
-    subject = ca_subject(settings, common_name)
     key = keys.generate_private_key(settings)
     # Checks the digest before the passphrase prompt.
     signature_hash(key, settings.digest)
     passphrase = (
         None if request.nopass else _ca_passphrase(settings, console, request.raw)
     )
+    # As `openssl req` in easy-rsa, ask for the subject after the passphrase,
+    # with the settings as defaults, unless in batch mode.
+    ask = None if settings.batch else csr.terminal_prompter(console.stdin, console.stderr)
+    subject = ca_subject(settings, common_name, ask)
 
     key_pem = keys.private_key_pem(key, passphrase)
     if request.subca:

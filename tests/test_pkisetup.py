@@ -347,6 +347,18 @@ def test_build_ca_default_common_name(reference_for: Any, tmp_path: Path) -> Non
     assert name == load_certificate(real / "ca.crt").subject.rfc4514_string()
 
 
+def test_build_ca_asks_common_name(reference_for: Any, tmp_path: Path) -> None:
+    """Without --batch, build-ca asks for the subject as easy-rsa's openssl req does."""
+    real, ours = init_both(reference_for("3.2.7"), tmp_path)
+    reference_ok(reference_for("3.2.7"), real, "build-ca", "nopass", batch=False,
+                 input="Example VPN CA\n", check=True)
+    result = product_ok(ours, "build-ca", "nopass", batch=False, input="Example VPN CA\n")
+    name = load_certificate(ours / "ca.crt").subject.rfc4514_string()
+    assert name == "CN=Example VPN CA"
+    assert name == load_certificate(real / "ca.crt").subject.rfc4514_string()
+    assert "Common Name (eg: your user, host, or server name) [Easy-RSA CA]:" in result.stderr
+
+
 @pytest.mark.parametrize(
     "options",
     [
