@@ -197,6 +197,13 @@ def sign_req(context: Context, arguments: list[str]) -> int:
     if preserve:
         options = replace(options, preserve_dn=True)
     if cert_type not in _KNOWN_TYPES:
+        from easyrsa_py import profiles
+
+        # An unknown type fails here, before the warning says it is used.
+        settings = context.settings
+        profiles.load_profile(
+            cert_type, profiles.search_folders(settings.pki_dir, settings.easyrsa_dir, settings.raw)
+        )
         context.console.warn(
             f"'{cert_type}' is not a standard certificate type: it is signed with the "
             f"profile x509-types/{cert_type}."

@@ -642,3 +642,15 @@ def test_zero_keysize_says_whole_number(pki_copy: Callable[[str], Path]) -> None
 
     assert result.returncode == 1
     assert "expected a whole number of 1 or more" in result.stderr
+
+
+def test_sign_req_unknown_type_gives_one_message(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    before = pki_state(pki)
+
+    result = run_product(pki, "sign-req", "clinet", "alice")
+
+    assert result.returncode == 1
+    assert "Unknown certificate type 'clinet'" in result.stderr
+    assert "is not a standard certificate type" not in result.stderr
+    assert pki_state(pki) == before
