@@ -267,7 +267,7 @@ def test_new_subject_string_types_checked(pki: Path, subject: str, expected: str
 
 # -- request extensions ------------------------------------------------------------------
 
-# An OpenSSL request config whose extension section holds subjectAltName
+# An OpenSSL request config whose extension section contains subjectAltName
 # twice: once by name and once as raw DER (SEQUENCE { dNSName "b.example" }).
 DUPLICATE_SAN_CONFIG = """\
 [req]
