@@ -106,6 +106,7 @@ def _revoke_handler(kind: str) -> Handler:
         from easyrsa_py.revoke import revoke_all
 
         request = parse_revoke_arguments(context.command_name, arguments)
+        _reject_mistyped_reason(context, request)
         upload_options = None
         if request.upload_arguments is not None:
             from easyrsa_py.upload import parse_upload_arguments
@@ -120,6 +121,7 @@ def _revoke_handler(kind: str) -> Handler:
             names=request.names,
             reason=request.reason,
             passin=context.settings.passin,
+            crl_follows=request.gen_crl,
         )
         if request.gen_crl:
             _gen_crl(context, [])
@@ -130,6 +132,30 @@ def _revoke_handler(kind: str) -> Handler:
         return 0
 
     return handle
+
+
+def _reject_mistyped_reason(context: Context, request: RevokeRequest) -> None:
+    """Say a reason is mistyped when the second of two words is one in other letter case.
+
+    easy-rsa's reason words are case-sensitive, so 'KeyCompromise' is read
+    as a second name. With no certificate of that name, the user meant a
+    reason, and saying so helps more than "no certificate".
+    """
+    from easyrsa_py.revoke import reason_or_none
+
+    if len(request.names) != 2 or request.reason is not None:
+        return
+    word = request.names[1]
+    layout = context.layout
+    if any(path.exists() for path in (layout.issued_cert(word), layout.expired_cert(word),
+                                      layout.renewed_cert(word))):
+        return
+    for candidate in (word.lower(), word[:1].lower() + word[1:]):
+        if reason_or_none(candidate) is not None:
+            raise UsageError(
+                f"Invalid revocation reason '{word}': reasons are case-sensitive, as in easy-rsa. "
+                f"Did you mean '{reason_or_none(candidate)}'? See 'help revoke'."
+            )
 
 
 def _option_hint(word: str) -> str:

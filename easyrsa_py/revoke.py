@@ -270,8 +270,8 @@ def confirm_revocation(console: Console, plan: RevocationPlan) -> None:
     deleted = "\n".join(f"* {path}" for path in plan.deletions) or "(none)"
     console.warn(
         f"Revoking '{plan.name}' cannot be undone.\n\n"
-        f"Files moved to the 'revoked' folder:\n{moved}\n\n"
-        f"Files deleted (PKCS exports and inline files):\n{deleted}"
+        f"Files to move to the 'revoked' folder:\n{moved}\n\n"
+        f"Files to delete (PKCS exports and inline files):\n{deleted}"
     )
     console.confirm(
         # easy-rsa passes the prompt with two leading spaces and its confirm
@@ -424,8 +424,12 @@ def revoke_all(
     names: list[str],
     reason: str | None,
     passin: str | None,
+    crl_follows: bool = False,
 ) -> list[RevocationPlan]:
     """Revoke every named certificate in one locked run with one index.txt write.
+
+    `crl_follows` says that the caller writes the CRL next, so the closing
+    notice does not tell the user to run gen-crl.
 
     Every revocation is checked before anything changes, so one bad name
     leaves the PKI as it was.
@@ -450,9 +454,12 @@ def revoke_all(
                 f"been moved (an earlier revocation was interrupted). The moves are now done."
             )
     revoked = ", ".join(f"'{plan.name}' (serial {plan.serial})" for plan in plans)
-    console.notice(
-        f"Revoked {revoked}.\n"
-        "Servers keep accepting a revoked certificate until you run 'gen-crl' and install\n"
-        "the new CRL wherever it is checked (OpenVPN servers, AWS Client VPN endpoints)."
-    )
+    if crl_follows:
+        console.notice(f"Revoked {revoked}. Writing the new CRL next.")
+    else:
+        console.notice(
+            f"Revoked {revoked}.\n"
+            "Servers keep accepting a revoked certificate until you run 'gen-crl' and install\n"
+            "the new CRL wherever it is checked (OpenVPN servers, AWS Client VPN endpoints)."
+        )
     return plans

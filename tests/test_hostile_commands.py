@@ -654,3 +654,35 @@ def test_sign_req_unknown_type_gives_one_message(pki_copy: Callable[[str], Path]
     assert "Unknown certificate type 'clinet'" in result.stderr
     assert "is not a standard certificate type" not in result.stderr
     assert pki_state(pki) == before
+
+
+def test_revoke_mistyped_reason_is_named(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    before = pki_state(pki)
+
+    result = run_product(pki, "revoke", "carol", "KeyCompromise")
+
+    assert result.returncode == 1
+    assert "Invalid revocation reason 'KeyCompromise'" in result.stderr
+    assert "Did you mean 'keyCompromise'?" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_revoke_warning_speaks_of_future(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+
+    result = run_product(pki, "revoke-issued", "carol", batch=False, input="no\n")
+
+    assert result.returncode == 1
+    assert "Files to move to the 'revoked' folder:" in result.stderr
+    assert "Files moved" not in result.stderr
+
+
+def test_revoke_gen_crl_does_not_ask_for_gen_crl(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+
+    result = run_product(pki, "revoke", "carol", "--gen-crl")
+
+    assert result.returncode == 0, result.stderr
+    assert "until you run 'gen-crl'" not in result.stderr
+    assert "Wrote the CRL" in result.stderr
