@@ -143,8 +143,9 @@ def _apply(option: Option, spelling: str, value: str | None, options: dict[str, 
     else:
         options[variable] = value
     if variable == "EASYRSA_CURVE":
-        # easy-rsa picks the algorithm from the curve name.
-        options["EASYRSA_ALGO"] = "ed" if value.startswith("ed") else "ec"
+        # easy-rsa picks the algorithm from the curve name, unless --use-algo
+        # already chose one: `--use-algo=ed --curve=secp384r1` is an error there.
+        options.setdefault("EASYRSA_ALGO", "ed" if value.startswith("ed") else "ec")
 
 
 def parse_command_line(argv: list[str]) -> ParsedCommandLine:

@@ -25,8 +25,9 @@ _OPENSSL_LINE_BYTES = 1023
 
 
 def _first_line(data: bytes) -> bytes:
-    line = data[:_OPENSSL_LINE_BYTES].split(b"\n", 1)[0]
-    return line[:-1] if line.endswith(b"\r") else line
+    # OpenSSL ends the line at '\n' and keeps a '\r' before it, so a
+    # passphrase file with CRLF endings has the '\r' in the passphrase.
+    return data[:_OPENSSL_LINE_BYTES].split(b"\n", 1)[0]
 
 
 def read_line_unbuffered(fd: int) -> bytes | None:

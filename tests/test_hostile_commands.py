@@ -686,3 +686,30 @@ def test_revoke_gen_crl_does_not_ask_for_gen_crl(pki_copy: Callable[[str], Path]
     assert result.returncode == 0, result.stderr
     assert "until you run 'gen-crl'" not in result.stderr
     assert "Wrote the CRL" in result.stderr
+
+
+def test_use_algo_wins_over_curve(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    before = pki_state(pki)
+
+    result = run_product(pki, "--use-algo=ed", "--curve=secp384r1", "gen-req", "k", "nopass")
+
+    assert result.returncode == 1
+    assert "secp384r1" in result.stderr
+    assert pki_state(pki) == before
+
+
+def test_passphrase_file_keeps_carriage_return(pki_copy: Callable[[str], Path], tmp_path: Path) -> None:
+    """OpenSSL ends a file: passphrase at '\\n' only, so a CRLF file's '\\r' is part of it."""
+    pki = pki_copy(FIXTURE)
+    secret = tmp_path / "pw"
+    secret.write_bytes(b"SeCrEt99\r\n")
+    made = run_product(pki, f"--passout=file:{secret}", "set-pass", "alice")
+    assert made.returncode == 0, made.stderr
+
+    opened = subprocess.run(
+        ["openssl", "pkey", "-in", pki / "private" / "alice.key", "-passin", f"file:{secret}", "-noout"],
+        check=False, capture_output=True, text=True,
+    )
+
+    assert opened.returncode == 0, opened.stderr
