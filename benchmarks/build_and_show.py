@@ -21,7 +21,6 @@ row, so they take minutes on 10,000 rows, and their runs are few (default
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import re
@@ -80,11 +79,6 @@ STATUS_MAX_RATIO = 0.01
 # The status targets are set for this index size; other sizes are
 # reported without a verdict.
 TARGET_ROWS = 10_000
-
-# easyrsa_py runs a command that is not enabled yet only when this variable
-# lists it. The variable has no effect on enabled commands.
-ENABLE_VARIABLE = "EASYRSA_PY_ENABLE"
-ENABLED_COMMANDS = "build-client-full,show-expire,show-revoke"
 
 SERIAL_PATTERN = re.compile(r"Serial: ([0-9A-Fa-f]+)")
 
@@ -286,10 +280,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def candidate_tool() -> Tool:
-    """Return the easyrsa_py tool, with the commands it benchmarks enabled."""
-    tool = easyrsa_py_tool()
-    extra_env = {**tool.extra_env, ENABLE_VARIABLE: ENABLED_COMMANDS}
-    return dataclasses.replace(tool, extra_env=extra_env)
+    """Return the easyrsa_py tool."""
+    return easyrsa_py_tool()
 
 
 def run_benchmarks(arguments: argparse.Namespace, work_dir: Path) -> dict[str, Any]:

@@ -42,11 +42,6 @@ def _configure_logging(verbose: bool) -> None:
     logger.propagate = False
 
 
-def _enabled_for_development() -> list[str]:
-    """Commands a developer turns on with EASYRSA_PY_ENABLE before they are finished."""
-    return os.environ.get("EASYRSA_PY_ENABLE", "").split(",")
-
-
 def _run(argv: list[str], console: Console) -> int:
     parsed = parse_command_line(argv)
     _configure_logging(bool(parsed.options.get("EASYRSA_VERBOSE") or os.environ.get("EASYRSA_VERBOSE")))
@@ -57,7 +52,7 @@ def _run(argv: list[str], console: Console) -> int:
         console.output(version_text())
         return 0
     command = COMMANDS.get(parsed.command)
-    if parsed.command in NOT_YET_IMPLEMENTED and parsed.command not in _enabled_for_development():
+    if parsed.command in NOT_YET_IMPLEMENTED:
         raise UsageError(
             f"'{parsed.command}' is an easy-rsa command that easyrsa_py does not implement yet. "
             "Run the real easy-rsa script for it; both work on the same PKI."

@@ -310,10 +310,12 @@ def _renewable(context: Context, arguments: list[str]) -> int:
 
     window = context.settings.raw.get("EASYRSA_CERT_RENEW")
     names = renewable_names(context.layout.index, window, arguments, datetime.now(UTC))
-    if names:
-        context.console.output("\n".join(names))
-    # As in easy-rsa 3.1, finding nothing is exit 1, so scripts can test it.
-    return 0 if names else 1
+    if not names:
+        # As in easy-rsa 3.1, finding nothing is exit 1, so scripts can test it.
+        context.console.notice("No valid certificate ends within the renewal window.")
+        return 1
+    context.console.output("\n".join(names))
+    return 0
 
 
 def _display_dn(context: Context, arguments: list[str]) -> int:
@@ -426,7 +428,7 @@ _COMMAND_LIST = (
             "Revoke the old certificate kept in renewed/issued/ by 'renew'.\n" + _REVOKE_REASONS),
     Command("gen-crl", _gen_crl, "gen-crl",
             "Write crl.pem and crl.der from index.txt, valid for EASYRSA_CRL_DAYS days "
-            "(--days sets it).", days_variable="EASYRSA_CRL_DAYS"),
+            "(--days sets it; default 180).", days_variable="EASYRSA_CRL_DAYS"),
     Command("show-crl", _show_crl, "show-crl", "Print crl.pem as text."),
     Command("update-db", _update_db, "update-db", "Mark certificates whose end date has passed as expired in index.txt."),
     Command("show-expire", _show_status("expire"), "show-expire [NAME] [--json]",
@@ -515,10 +517,15 @@ _MORE_COMMANDS = (
             "Add a certificate of another CA to inline/external-ca.list, which inline files\n"
             "include after ca.crt. ca.crt itself is not changed."),
     Command("gen-req", _delegate("issuing", "gen_req"), "gen-req NAME [nopass] [text]",
-            "Generate a private key and a certificate request for NAME.", needs_ca=False),
+            "Generate a private key (private/NAME.key) and a certificate request\n"
+            "(reqs/NAME.req) for NAME. 'nopass' leaves the key unencrypted; 'text' puts the\n"
+            "request's text before the PEM block. Without --batch, asks for the subject.",
+            needs_ca=False),
     Command("sign-req", _delegate("issuing", "sign_req"), "sign-req TYPE NAME [newsubj] [preserve]",
             "Sign the request reqs/NAME.req as a certificate of TYPE (client, server,\n"
-            "serverClient, ca, code-signing, email, kdc, or a profile in x509-types/).",
+            "serverClient, ca, code-signing, email, kdc, or a profile in x509-types/).\n"
+            "'newsubj' replaces the subject with --new-subject; 'preserve' keeps the\n"
+            "request's subject fields in their order.",
             days_variable="EASYRSA_CERT_EXPIRE"),
     Command("sign", _delegate("issuing", "sign_req"), "sign TYPE NAME [newsubj] [preserve]",
             "Same as 'sign-req' (easy-rsa 3.1 name).",
@@ -558,7 +565,10 @@ _MORE_COMMANDS = (
     Command("export-p12", _delegate("exports", "export", "p12"),
             "export-p12 NAME [nopass|noca|nokey|nofn|legacy]",
             _EXPORT.format(what="a PKCS#12 bundle (key, certificate and CA)",
-                           where="private/NAME.p12"), needs_ca=False),
+                           where="private/NAME.p12 and inline/private/NAME.p12-inline")
+            + "\n'nopass': no passphrase; 'noca': without the CA; 'nokey': without the key;\n"
+            "'nofn': no friendlyName (--usefn=NAME sets one); 'legacy': 3DES and a SHA-1 MAC\n"
+            "for old clients.", needs_ca=False),
     Command("export-p7", _delegate("exports", "export", "p7"), "export-p7 NAME [noca]",
             _EXPORT.format(what="a PKCS#7 bundle of the certificate and CA", where="issued/NAME.p7b"),
             needs_ca=False),
@@ -578,9 +588,9 @@ _MORE_COMMANDS = (
     Command("show-host", _delegate("show", "show_host"), "show-host",
             "Print what easyrsa_py knows of this machine and its settings.",
             needs_ca=False, needs_pki=False, takes_lock=False),
-    Command("verify-cert", _delegate("verify", "verify_cert"), "verify-cert NAME",
-            "Check that issued/NAME.crt was signed by this CA. With --batch, exit 1 when\n"
-            "it was not."),
+    Command("verify-cert", _delegate("verify", "verify_cert"), "verify-cert NAME [batch]",
+            "Check that issued/NAME.crt was signed by this CA and is within its dates, as\n"
+            "'openssl verify' does. With --batch or the word 'batch', exit 1 when it fails."),
     Command("verify", _delegate("verify", "verify_cert"), "verify NAME",
             "Same as 'verify-cert' (easy-rsa 3.1 name)."),
     Command("gen-dh", _delegate("tlskeys", "gen_dh"), "gen-dh",
@@ -641,6 +651,7 @@ def help_text(topic: str | None) -> str:
     lines.extend(
         f"  {command.usage}" for command in COMMANDS.values() if command.name not in NOT_YET_IMPLEMENTED
     )
+    lines += ["  help [COMMAND | options]", "  version"]
     lines += [
         "",
         "Run 'easyrsa help COMMAND' for details, 'easyrsa help options' for the global",

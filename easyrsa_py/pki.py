@@ -115,14 +115,14 @@ def require_pki(root: Path) -> PKILayout:
         raise PKINotFound(
             root,
             f"The PKI folder {root} does not exist. Set it with --pki, EASYRSA_PKI or "
-            f"the vars file, or create one with easy-rsa's 'init-pki'.\n{_NEXT_STEP}",
+            f"the vars file, or create one with 'init-pki'.\n{_NEXT_STEP}",
         )
     for folder in ("private", "reqs"):
         if not (root / folder).is_dir():
             raise PKINotFound(
                 root / folder,
                 f"The PKI {root} has no '{folder}' folder, so it is not an initialised PKI. "
-                f"Create one with easy-rsa's 'init-pki'.\n{_NEXT_STEP}",
+                f"Create one with 'init-pki'.\n{_NEXT_STEP}",
             )
     return PKILayout(root)
 
@@ -134,14 +134,14 @@ def require_ca(layout: PKILayout) -> None:
         if not (path.is_file() or path.is_fifo()):
             raise CANotFound(
                 path,
-                f"The CA file {path} is missing. Create the CA with easy-rsa's 'build-ca'.\n{_NEXT_STEP}",
+                f"The CA file {path} is missing. Create the CA with 'build-ca'.\n{_NEXT_STEP}",
             )
     for relative in ("issued", "certs_by_serial"):
         path = layout.root / relative
         if not path.is_dir():
             raise CANotFound(
                 path,
-                f"The CA folder {path} is missing. Create the CA with easy-rsa's 'build-ca'.\n{_NEXT_STEP}",
+                f"The CA folder {path} is missing. Create the CA with 'build-ca'.\n{_NEXT_STEP}",
             )
 
 

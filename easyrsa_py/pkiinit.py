@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +171,7 @@ def check_pki_path(root: Path) -> None:
         )
     if root.is_dir():
         unknown = sorted(
-            entry.name for entry in root.iterdir() if not _is_pki_entry(entry.name)
+            entry.name for entry in root.iterdir() if not _is_pki_entry(root, entry.name)
         )
         if unknown:
             listing = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
@@ -181,12 +182,22 @@ def check_pki_path(root: Path) -> None:
             )
 
 
-def _is_pki_entry(name: str) -> bool:
+def _is_pki_entry(root: Path, name: str) -> bool:
     return (
         name in _PKI_ENTRIES
         or name.startswith(_TEMPORARY_PREFIXES)
         or name.endswith(_TEMPORARY_SUFFIXES)
+        or _is_session_folder(root / name)
     )
+
+
+# easy-rsa 3.2.7 works in a session folder named with 4 random bytes in hex
+# inside the PKI, and leaves it behind when it stops at a prompt.
+_SESSION_FOLDER = re.compile(r"[0-9a-f]{8}")
+
+
+def _is_session_folder(path: Path) -> bool:
+    return bool(_SESSION_FOLDER.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
 
 
 def init_pki(context: Context, arguments: list[str]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,7 +97,26 @@ def common_name(row: IndexRow) -> str:
     _, found, rest = row.subject.partition("/CN=")
     if not found:
         return row.subject
-    return rest.partition("/")[0]
+    return _unescape_oneline(rest.partition("/")[0])
+
+
+_ONELINE_ESCAPE = re.compile(r"(?:\\x[0-9A-F]{2})+")
+
+
+def _unescape_oneline(text: str) -> str:
+    r"""Turn X509_NAME_oneline's \xHH escapes of UTF-8 bytes back into characters.
+
+    `openssl ca` writes a commonName 'jöhn' as 'j\xC3\xB6hn' in index.txt,
+    while the certificate's file is issued/jöhn.crt.
+    """
+    def decode(match: re.Match[str]) -> str:
+        data = bytes.fromhex(match.group(0).replace("\\x", ""))
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return match.group(0)
+
+    return _ONELINE_ESCAPE.sub(decode, text)
 
 
 def _file_names(folder: Path) -> set[str]:
@@ -281,6 +301,6 @@ def report_heading(report: str, window_days: int) -> str:
         return "Revoked certificates:"
     return (
         "Certificates that were renewed and are not revoked yet. Lines marked *** "
-        "are in renewed/certs_by_serial/ and need 'rewind-renew' before they can be "
-        "revoked:"
+        "are in renewed/certs_by_serial/, where easy-rsa 3.0 kept them: move such a file "
+        "to renewed/issued/NAME.crt before revoking it with 'revoke-renewed':"
     )

@@ -19,11 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID
 from pkitools import extension_list, read_index
 
-ISSUING_COMMANDS = (
-    "gen-req,sign-req,sign,import-req,build-client-full,build-server-full,"
-    "build-serverClient-full"
-)
-ENABLE = {"EASYRSA_PY_ENABLE": ISSUING_COMMANDS}
 _SERIAL_FILE = re.compile(r"[0-9A-F]+\.pem$")
 # Validity lengths may differ by the seconds between the two runs.
 CLOCK_SLACK = timedelta(minutes=2)

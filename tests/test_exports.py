@@ -31,7 +31,6 @@ COMMANDS = (
     "export-p8",
     "export-p1",
 )
-ENABLE = {"EASYRSA_PY_ENABLE": ",".join(COMMANDS)}
 VERSION_FIXTURES = {"3.1.0": "v3.1.0-rsa", "3.2.2": "v3.2.2-ec", "3.2.7": "v3.2.7-rsa"}
 # easy-rsa 3.1 has only the old set-pass names.
 SET_PASS_COMMAND = {"3.1.0": "set-rsa-pass", "3.2.2": "set-pass", "3.2.7": "set-pass"}
@@ -43,7 +42,7 @@ P12_PASS = "p12-passphrase"
 def run_both(
     reference: Any, ref_pki: Path, py_pki: Path, *args: str, **kwargs: Any
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    env = {**ENABLE, **kwargs.pop("env", {})}
+    env = {**kwargs.pop("env", {})}
     ref = reference.run(ref_pki, *args, env=env, check=False, **kwargs)
     py = run_product(py_pki, *args, env=env, **kwargs)
     return ref, py
@@ -202,7 +201,7 @@ def test_set_pass_global_nopass(pki_copy: Callable[[str], Path]) -> None:
     pki = pki_copy("v3.2.7-ed25519")
     encrypt_key(pki / "private" / "alice.key", OLD_PASS)
     result = run_product(
-        pki, f"--passin=pass:{OLD_PASS}", "--nopass", "set-ed-pass", "alice", env=ENABLE
+        pki, f"--passin=pass:{OLD_PASS}", "--nopass", "set-ed-pass", "alice"
     )
     assert result.returncode == 0, result.stderr
     assert (
@@ -215,7 +214,7 @@ def test_set_pass_global_nopass(pki_copy: Callable[[str], Path]) -> None:
 def test_set_pass_passout_overrides_nopass(pki_copy: Callable[[str], Path]) -> None:
     pki = pki_copy("v3.2.7-rsa")
     result = run_product(
-        pki, f"--passout=pass:{NEW_PASS}", "set-pass", "alice", "nopass", env=ENABLE
+        pki, f"--passout=pass:{NEW_PASS}", "set-pass", "alice", "nopass"
     )
     assert result.returncode == 0, result.stderr
     assert "--passout overrides" in result.stderr
@@ -227,7 +226,7 @@ def test_set_pass_old_names(pki_copy: Callable[[str], Path], command: str) -> No
     # easy-rsa 3.2.7 runs every name on any key type, and so does easyrsa_py.
     pki = pki_copy("v3.2.7-ed25519")
     result = run_product(
-        pki, f"--passout=pass:{NEW_PASS}", command, "server", env=ENABLE
+        pki, f"--passout=pass:{NEW_PASS}", command, "server"
     )
     assert result.returncode == 0, result.stderr
     assert load_key(pki / "private" / "server.key", NEW_PASS) is not None
@@ -248,7 +247,6 @@ def test_set_pass_file_option(
         "set-pass",
         str(ref_file),
         "file",
-        env=ENABLE,
         check=False,
     )
     py = run_product(
@@ -257,7 +255,6 @@ def test_set_pass_file_option(
         "set-pass",
         str(py_file),
         "file",
-        env=ENABLE,
     )
     assert ref.returncode == 0, ref.stdout + ref.stderr
     assert py.returncode == 0, py.stderr
@@ -293,7 +290,7 @@ def test_set_pass_mixed_with_reference(
     original = public_der(load_key(key, None))
 
     ours = run_product(
-        pki, f"--passout=pass:{OLD_PASS}", "set-pass", "alice", env=ENABLE
+        pki, f"--passout=pass:{OLD_PASS}", "set-pass", "alice"
     )
     assert ours.returncode == 0, ours.stderr
     theirs = reference.run(
@@ -306,7 +303,7 @@ def test_set_pass_mixed_with_reference(
     )
     assert theirs.returncode == 0, theirs.stdout + theirs.stderr
     ours = run_product(
-        pki, f"--passin=pass:{NEW_PASS}", "set-pass", "alice", "nopass", env=ENABLE
+        pki, f"--passin=pass:{NEW_PASS}", "set-pass", "alice", "nopass"
     )
     assert ours.returncode == 0, ours.stderr
     assert public_der(load_key(key, None)) == original
@@ -319,7 +316,6 @@ def test_set_pass_prompts_on_stdin(pki_copy: Callable[[str], Path]) -> None:
         pki,
         "set-pass",
         "alice",
-        env=ENABLE,
         input=f"{OLD_PASS}\n{NEW_PASS}\n{NEW_PASS}\n",
     )
     assert result.returncode == 0, result.stderr
@@ -341,7 +337,7 @@ def test_set_pass_bad_new_passphrase(
 ) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, "set-pass", "alice", env=ENABLE, input=answers)
+    result = run_product(pki, "set-pass", "alice", input=answers)
     assert result.returncode == 1
     assert message in result.stderr
     assert pki_state(pki) == before
@@ -363,7 +359,7 @@ def test_set_pass_wrong_passin(
         f"--passout=pass:{NEW_PASS}",
         "set-pass",
         "alice",
-        env={**ENABLE, "H3_WRONG_PASS": "wrong"},
+        env={"H3_WRONG_PASS": "wrong"},
         input="wrong\n",
     )
     assert result.returncode == 1
@@ -390,7 +386,7 @@ def test_set_pass_bad_input(
 ) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, "--passout=pass:abcd", "set-pass", *arguments, env=ENABLE)
+    result = run_product(pki, "--passout=pass:abcd", "set-pass", *arguments)
     assert result.returncode == 1
     assert message in result.stderr
     assert pki_state(pki) == before
@@ -400,7 +396,7 @@ def test_set_pass_not_a_key(pki_copy: Callable[[str], Path]) -> None:
     pki = pki_copy("v3.2.7-rsa")
     (pki / "private" / "alice.key").write_text("garbage\n")
     before = pki_state(pki)
-    result = run_product(pki, "--passout=pass:abcd", "set-pass", "alice", env=ENABLE)
+    result = run_product(pki, "--passout=pass:abcd", "set-pass", "alice")
     assert result.returncode == 1
     assert "alice.key" in result.stderr
     assert "not a valid PEM private key" in result.stderr
@@ -572,7 +568,6 @@ def test_export_p12_usefn_and_friendly_name(pki_copy: Callable[[str], Path]) -> 
         "export-p12",
         "alice",
         "usefn",
-        env=ENABLE,
     )
     assert result.returncode == 0, result.stderr
     names = bag_attributes(pki / "private" / "alice.p12", P12_PASS)
@@ -607,7 +602,7 @@ def test_export_p12_encrypted_key_nopass(pki_copy: Callable[[str], Path]) -> Non
     pki = pki_copy("v3.2.7-rsa")
     encrypt_key(pki / "private" / "alice.key", OLD_PASS)
     result = run_product(
-        pki, f"--passin=pass:{OLD_PASS}", "export-p12", "alice", "nopass", env=ENABLE
+        pki, f"--passin=pass:{OLD_PASS}", "export-p12", "alice", "nopass"
     )
     assert result.returncode == 0, result.stderr
     assert load_p12(pki / "private" / "alice.p12", "").key is not None
@@ -622,7 +617,6 @@ def test_export_p12_read_by_openssl_with_prompts(
         pki,
         "export-p12",
         "alice",
-        env=ENABLE,
         input=f"{OLD_PASS}\n{P12_PASS}\n{P12_PASS}\n",
     )
     assert result.returncode == 0, result.stderr
@@ -640,7 +634,6 @@ def test_export_p12_missing_ca_confirmed(pki_copy: Callable[[str], Path]) -> Non
         f"--passout=pass:{P12_PASS}",
         "export-p12",
         "alice",
-        env=ENABLE,
         batch=False,
         input="yes\n",
     )
@@ -657,7 +650,6 @@ def test_export_p12_missing_key_confirmed(pki_copy: Callable[[str], Path]) -> No
         f"--passout=pass:{P12_PASS}",
         "export-p12",
         "alice",
-        env=ENABLE,
         batch=False,
         input="yes\n",
     )
@@ -717,7 +709,7 @@ def test_export_bad_input(
         (pki / prepare).unlink()
     before = pki_state(pki)
     result = run_product(
-        pki, "--passout=pass:abcd", f"export-{kind}", *arguments, env=ENABLE
+        pki, "--passout=pass:abcd", f"export-{kind}", *arguments
     )
     assert result.returncode == 1
     assert message in result.stderr
@@ -741,7 +733,7 @@ def test_export_wrong_passin(
         "--passout=pass:abcd",
         f"export-{kind}",
         "alice",
-        env={**ENABLE, "H3_WRONG_PASS": "wrong"},
+        env={"H3_WRONG_PASS": "wrong"},
     )
     assert result.returncode == 1
     assert (
@@ -757,7 +749,7 @@ def test_export_key_certificate_mismatch(pki_copy: Callable[[str], Path]) -> Non
         (pki / "private" / "server.key").read_bytes()
     )
     before = pki_state(pki)
-    result = run_product(pki, "--passout=pass:abcd", "export-p12", "alice", env=ENABLE)
+    result = run_product(pki, "--passout=pass:abcd", "export-p12", "alice")
     assert result.returncode == 1
     assert "does not match the certificate" in result.stderr
     assert pki_state(pki) == before
@@ -864,7 +856,7 @@ def test_export_p8_nopass(
 def test_export_p8_prompts(pki_copy: Callable[[str], Path]) -> None:
     pki = pki_copy("v3.2.7-rsa")
     result = run_product(
-        pki, "export-p8", "alice", env=ENABLE, input=f"{NEW_PASS}\n{NEW_PASS}\n"
+        pki, "export-p8", "alice", input=f"{NEW_PASS}\n{NEW_PASS}\n"
     )
     assert result.returncode == 0, result.stderr
     assert "Enter Encryption Password:" in result.stderr
@@ -921,7 +913,7 @@ def test_export_overwrites_previous_file(pki_copy: Callable[[str], Path]) -> Non
     pki = pki_copy("v3.2.7-rsa")
     for passphrase in ("first-pass", "second-pass"):
         result = run_product(
-            pki, f"--passout=pass:{passphrase}", "export-p8", "alice", env=ENABLE
+            pki, f"--passout=pass:{passphrase}", "export-p8", "alice"
         )
         assert result.returncode == 0, result.stderr
     assert load_key(pki / "private" / "alice.p8", "second-pass") is not None
@@ -930,7 +922,7 @@ def test_export_overwrites_previous_file(pki_copy: Callable[[str], Path]) -> Non
 def test_export_p12_certificate_loaded_by_x509(pki_copy: Callable[[str], Path]) -> None:
     pki = pki_copy("v3.2.7-ed25519")
     result = run_product(
-        pki, f"--passout=pass:{P12_PASS}", "export-p12", "alice", env=ENABLE
+        pki, f"--passout=pass:{P12_PASS}", "export-p12", "alice"
     )
     assert result.returncode == 0, result.stderr
     bundle = load_p12(pki / "private" / "alice.p12", P12_PASS)

@@ -49,11 +49,6 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest
         if name.startswith(("EASYRSA", "AWS_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("EASYRSA_BATCH", "1")
-    monkeypatch.setenv("EASYRSA_PY_ENABLE", ",".join(commands.NOT_YET_IMPLEMENTED))
-    # help_text() lists and explains only enabled commands. The golden files
-    # record the help of every command, so they stay valid as commands are
-    # enabled.
-    monkeypatch.setattr(commands, "NOT_YET_IMPLEMENTED", frozenset())
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

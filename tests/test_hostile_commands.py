@@ -713,3 +713,36 @@ def test_passphrase_file_keeps_carriage_return(pki_copy: Callable[[str], Path], 
     )
 
     assert opened.returncode == 0, opened.stderr
+
+
+def test_init_pki_clears_left_session_folder(tmp_path: Path) -> None:
+    """easy-rsa 3.2.7 leaves its session folder (8 hex digits) when it stops at a prompt."""
+    pki = tmp_path / "pki"
+    assert run_product(pki, "init-pki").returncode == 0
+    (pki / "01851ae7").mkdir()
+    (pki / "01851ae7" / "temp.1").write_text("x")
+
+    result = run_product(pki, "init-pki")
+
+    assert result.returncode == 0, result.stderr
+    assert not (pki / "01851ae7").exists()
+
+
+def test_show_expire_finds_non_ascii_name(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy(FIXTURE)
+    assert run_product(pki, "build-client-full", "jöhn2", "nopass").returncode == 0
+
+    result = run_product(pki, "--days=3000", "show-expire", "jöhn2")
+
+    assert result.returncode == 0
+    assert "CN: jöhn2" in result.stdout
+    assert "No certificate named" not in result.stderr
+
+
+def test_renewable_says_when_none(pki_copy: Callable[[str], Path]) -> None:
+    pki = pki_copy("v3.1.0-rsa")
+
+    result = run_product(pki, "renewable", "alice")
+
+    assert result.returncode == 1
+    assert "No valid certificate ends within the renewal window" in result.stderr

@@ -31,7 +31,6 @@ from easyrsa_py.inline import inline, write_inline, write_peer_fingerprint_inlin
 from easyrsa_py.pki import PKILayout
 from easyrsa_py.settings import build_settings
 
-ENABLE = {"EASYRSA_PY_ENABLE": "inline"}
 BLOCK = re.compile(r"^<([a-z0-9-]+)>\n(.*?)\n</\1>$", re.DOTALL | re.MULTILINE)
 COMMENTED_TAG = re.compile(r"# </?[a-z0-9-]*>")
 TLS_AUTH_KEY = (
@@ -82,7 +81,7 @@ def inline_files(pki: Path) -> dict[str, int]:
 
 def run_both(reference: Any, ref_pki: Path, py_pki: Path, *args: str, env: dict[str, str] | None = None) -> None:
     expected = reference.run(ref_pki, *args, env=env, check=False)
-    actual = run_product(py_pki, *args, env={**ENABLE, **(env or {})})
+    actual = run_product(py_pki, *args, env=env)
     assert expected.returncode == 0, expected.stdout + expected.stderr
     assert actual.returncode == 0, actual.stderr
 
@@ -217,7 +216,7 @@ def test_inline_encrypted_key_pasted(pki_copy: Any, reference_for: Any) -> None:
 
 def test_inline_header_fields(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "inline", "server", env=ENABLE)
+    result = run_product(pki, "inline", "server")
     assert result.returncode == 0, result.stderr
     certificate = x509.load_pem_x509_certificate((pki / "issued/server.crt").read_bytes())
     fingerprint = certificate.fingerprint(hashes.SHA256()).hex(":").upper()
@@ -239,7 +238,7 @@ def test_inline_overwrites_and_keeps_mode(pki_copy: Any) -> None:
     path.chmod(0o640)
     readme = pki / "inline/private/README.inline.private"
     readme_before = readme.read_bytes()
-    result = run_product(pki, "inline", "alice", env=ENABLE)
+    result = run_product(pki, "inline", "alice")
     assert result.returncode == 0, result.stderr
     assert path.read_text().startswith("# Easy-RSA Inline file\n")
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
@@ -249,7 +248,7 @@ def test_inline_overwrites_and_keeps_mode(pki_copy: Any) -> None:
 def test_inline_new_folders_private(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     shutil.rmtree(pki / "inline")
-    result = run_product(pki, "inline", "alice", env=ENABLE)
+    result = run_product(pki, "inline", "alice")
     assert result.returncode == 0, result.stderr
     assert inline_files(pki) == {
         "private": 0o700,
@@ -273,7 +272,7 @@ def test_inline_disabled_writes_nothing(args: tuple[str, ...], env: dict[str, st
     pki = pki_copy("v3.2.7-rsa")
     shutil.rmtree(pki / "inline")
     before = pki_state(pki)
-    result = run_product(pki, *args, env={**ENABLE, **env})
+    result = run_product(pki, *args, env=env)
     assert result.returncode == 0, result.stderr
     assert pki_state(pki) == before
     if "EASYRSA_DISABLE_INLINE" in env:
@@ -295,7 +294,7 @@ def test_inline_disabled_writes_nothing(args: tuple[str, ...], env: dict[str, st
 def test_inline_bad_input(args: tuple[str, ...], message: str, pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, *args, env=ENABLE)
+    result = run_product(pki, *args)
     assert result.returncode == 1
     assert message in result.stderr
     assert pki_state(pki) == before
@@ -305,7 +304,7 @@ def test_inline_invalid_certificate(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     (pki / "issued/alice.crt").write_text("not a certificate\n")
     before = pki_state(pki)
-    result = run_product(pki, "inline", "alice", env=ENABLE)
+    result = run_product(pki, "inline", "alice")
     assert result.returncode == 1
     assert "alice.crt" in result.stderr
     assert pki_state(pki) == before

@@ -18,7 +18,6 @@ from cryptography import x509
 pytest.register_assert_rewrite("issuing_tools")
 
 from issuing_tools import (
-    ENABLE,
     compare_certificates,
     key_format,
     last_row,
@@ -49,7 +48,7 @@ def run_both(
     before = tree_shape(reference_pki)
     for command in commands:
         reference.run(reference_pki, *extra, *command, env=env)
-        result = run_product(product_pki, *extra, *command, env={**ENABLE, **(env or {})})
+        result = run_product(product_pki, *extra, *command, env=env)
         assert result.returncode == 0, result.stderr
     return (
         reference_pki,
@@ -247,7 +246,7 @@ def test_custom_profile_in_pki(reference, pki_copy) -> None:
             if runner == "reference":
                 reference.run(pki, *extra, *command)
             else:
-                result = run_product(pki, *extra, *command, env=ENABLE)
+                result = run_product(pki, *extra, *command)
                 assert result.returncode == 0, result.stderr
         pkis.append(pki)
 
@@ -268,7 +267,7 @@ def test_custom_client_profile_overrides_builtin(reference_for, pki_copy) -> Non
         if runner == "reference":
             reference.run(pki, "build-client-full", "c1", "nopass")
         else:
-            result = run_product(pki, "build-client-full", "c1", "nopass", env=ENABLE)
+            result = run_product(pki, "build-client-full", "c1", "nopass")
             assert result.returncode == 0, result.stderr
         pkis.append(pki)
 
@@ -287,7 +286,7 @@ def test_sequential_serials_match(reference_for, pki_copy) -> None:
             if runner == "reference":
                 reference.run(pki, *command, env=env)
             else:
-                result = run_product(pki, *command, env={**ENABLE, **env})
+                result = run_product(pki, *command, env=env)
                 assert result.returncode == 0, result.stderr
         pkis.append(pki)
     reference_pki, product_pki = pkis
@@ -305,7 +304,7 @@ def test_sequential_serials_match(reference_for, pki_copy) -> None:
 
 def test_random_serial_files(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "build-client-full", "r1", "nopass", env=ENABLE)
+    result = run_product(pki, "build-client-full", "r1", "nopass")
     assert result.returncode == 0, result.stderr
     serial = load_certificate(pki / "issued" / "r1.crt").serial_number
 
@@ -320,7 +319,7 @@ def test_random_serial_files(pki_copy) -> None:
 def test_text_block_matches_openssl(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     result = run_product(
-        pki, "--dn-mode=org", "--req-email=x@example.org", "build-client-full", "t1", "nopass", env=ENABLE
+        pki, "--dn-mode=org", "--req-email=x@example.org", "build-client-full", "t1", "nopass"
     )
     assert result.returncode == 0, result.stderr
     data = (pki / "issued" / "t1.crt").read_bytes()
@@ -350,7 +349,7 @@ def test_import_req_matches(reference, pki_copy, tmp_path: Path) -> None:
 
 def test_gen_req_prompts_for_common_name(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "gen-req", "p1", "nopass", env=ENABLE, batch=False, input="Typed Name\n")
+    result = run_product(pki, "gen-req", "p1", "nopass", batch=False, input="Typed Name\n")
     assert result.returncode == 0, result.stderr
     request = x509.load_pem_x509_csr(pem_part((pki / "reqs" / "p1.req").read_bytes()))
 
@@ -361,7 +360,7 @@ def test_gen_req_prompts_for_common_name(pki_copy) -> None:
 
 def test_gen_req_empty_answer_keeps_default(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "gen-req", "p2", "nopass", env=ENABLE, batch=False, input="\n")
+    result = run_product(pki, "gen-req", "p2", "nopass", batch=False, input="\n")
     assert result.returncode == 0, result.stderr
     request = x509.load_pem_x509_csr(pem_part((pki / "reqs" / "p2.req").read_bytes()))
 
@@ -370,8 +369,8 @@ def test_gen_req_empty_answer_keeps_default(pki_copy) -> None:
 
 def test_sign_req_confirmation_prompt(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    assert run_product(pki, "gen-req", "c2", "nopass", env=ENABLE).returncode == 0
-    result = run_product(pki, "sign-req", "client", "c2", env=ENABLE, batch=False, input="yes\n")
+    assert run_product(pki, "gen-req", "c2", "nopass").returncode == 0
+    result = run_product(pki, "sign-req", "client", "c2", batch=False, input="yes\n")
     assert result.returncode == 0, result.stderr
 
     assert "  Requested CN:     'c2'\n  Requested type:   'client'\n" in result.stderr
@@ -384,9 +383,9 @@ def test_sign_req_refused_confirmation_changes_nothing(pki_copy) -> None:
     from pkitools import pki_state
 
     pki = pki_copy("v3.2.7-rsa")
-    assert run_product(pki, "gen-req", "c3", "nopass", env=ENABLE).returncode == 0
+    assert run_product(pki, "gen-req", "c3", "nopass").returncode == 0
     before = pki_state(pki)
-    result = run_product(pki, "sign-req", "client", "c3", env=ENABLE, batch=False, input="no\n")
+    result = run_product(pki, "sign-req", "client", "c3", batch=False, input="no\n")
 
     assert result.returncode == 1
     assert "Aborting without confirmation." in result.stderr
@@ -397,7 +396,7 @@ def test_gen_req_with_passphrase(pki_copy) -> None:
     from issuing_tools import key_of
 
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "--passout=pass:secret-words", "gen-req", "enc1", env=ENABLE)
+    result = run_product(pki, "--passout=pass:secret-words", "gen-req", "enc1")
     assert result.returncode == 0, result.stderr
 
     assert key_format(pki / "private" / "enc1.key") == "-----BEGIN ENCRYPTED PRIVATE KEY-----"
@@ -432,7 +431,7 @@ def test_san_critical_with_san_differs(reference_for, pki_copy) -> None:
 
 def test_gen_req_text_matches_openssl(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "--dn-mode=org", "gen-req", "rt1", "nopass", "text", env=ENABLE)
+    result = run_product(pki, "--dn-mode=org", "gen-req", "rt1", "nopass", "text")
     assert result.returncode == 0, result.stderr
     path = pki / "reqs" / "rt1.req"
     data = path.read_bytes()
@@ -452,7 +451,7 @@ def test_ed25519_ca_matches(reference_for, pki_copy) -> None:
         if runner == "reference":
             reference.run(pki, *command)
         else:
-            result = run_product(pki, *command, env=ENABLE)
+            result = run_product(pki, *command)
             assert result.returncode == 0, result.stderr
         pkis.append(pki)
 
@@ -481,7 +480,7 @@ def test_extra_exts_from_environment_match(reference_for, pki_copy) -> None:
 def test_real_script_revokes_product_certificate(reference_for, pki_copy) -> None:
     reference = reference_for("3.2.7")
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "build-client-full", "mixed1", "nopass", env=ENABLE)
+    result = run_product(pki, "build-client-full", "mixed1", "nopass")
     assert result.returncode == 0, result.stderr
     serial = f"{load_certificate(pki / 'issued' / 'mixed1.crt').serial_number:032X}"
 
@@ -501,7 +500,7 @@ def test_sequential_serials_interleave(reference_for, pki_copy) -> None:
     (pki / "serial").write_text("10\n")
     env = {"EASYRSA_RAND_SN": "no"}
     reference.run(pki, "build-client-full", "seq1", "nopass", env=env)
-    result = run_product(pki, "build-client-full", "seq2", "nopass", env={**ENABLE, **env})
+    result = run_product(pki, "build-client-full", "seq2", "nopass", env=env)
     assert result.returncode == 0, result.stderr
     reference.run(pki, "build-client-full", "seq3", "nopass", env=env)
 
@@ -517,7 +516,7 @@ def test_sequential_serial_already_used(pki_copy) -> None:
     (pki / "serial").write_text(f"{used:032X}\n")
     (pki / "reqs" / "dup.req").write_bytes((pki / "reqs" / "alice.req").read_bytes())
     before = pki_state(pki)
-    result = run_product(pki, "sign-req", "client", "dup", env={**ENABLE, "EASYRSA_RAND_SN": "no"})
+    result = run_product(pki, "sign-req", "client", "dup", env={"EASYRSA_RAND_SN": "no"})
 
     assert result.returncode == 1
     assert f"{used:032X}" in result.stderr
@@ -531,7 +530,7 @@ def test_unique_subject_yes_rejects_duplicate(pki_copy) -> None:
     (pki / "index.txt.attr").write_text("unique_subject = yes\n")
     (pki / "reqs" / "alice2.req").write_bytes((pki / "reqs" / "alice.req").read_bytes())
     before = pki_state(pki)
-    result = run_product(pki, "sign-req", "client", "alice2", env=ENABLE)
+    result = run_product(pki, "sign-req", "client", "alice2")
 
     assert result.returncode == 1
     assert "/CN=alice" in result.stderr
@@ -542,7 +541,7 @@ def test_org_prompts_dot_leaves_field_out(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     answers = "DE\n.\n\nAcme\n.\nWeb Host\n.\n\n"
     result = run_product(
-        pki, "--dn-mode=org", "gen-req", "p3", "nopass", env=ENABLE, batch=False, input=answers
+        pki, "--dn-mode=org", "gen-req", "p3", "nopass", batch=False, input=answers
     )
     assert result.returncode == 0, result.stderr
     request = x509.load_pem_x509_csr(pem_part((pki / "reqs" / "p3.req").read_bytes()))
@@ -555,7 +554,7 @@ def test_org_prompts_dot_leaves_field_out(pki_copy) -> None:
 def test_gen_req_overwrite_asks_for_confirmation(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     old_key = (pki / "private" / "alice.key").read_bytes()
-    result = run_product(pki, "gen-req", "alice", "nopass", env=ENABLE, batch=False, input="yes\nyes\n\n")
+    result = run_product(pki, "gen-req", "alice", "nopass", batch=False, input="yes\nyes\n\n")
     assert result.returncode == 0, result.stderr
 
     assert "  Confirm request overwrite: " in result.stderr
@@ -568,7 +567,7 @@ def test_build_full_refused_confirmation_keeps_pki(pki_copy) -> None:
 
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, "build-client-full", "nope", "nopass", env=ENABLE, batch=False, input="no\n")
+    result = run_product(pki, "build-client-full", "nope", "nopass", batch=False, input="no\n")
 
     assert result.returncode == 1
     assert "  Confirm requested details: " in result.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from issuing_tools import ENABLE, pem_part
+from issuing_tools import pem_part
 from pkitools import pki_state, read_index, run_product
 
 # sign-req renames eight files: three .old copies, index.txt,
@@ -34,7 +34,7 @@ def certificate_files(pki: Path) -> list[Path]:
 @pytest.mark.parametrize("count", range(1, RENAMES + 1))
 def test_killed_sign_req_keeps_rows(pki_copy, count: int) -> None:
     pki = prepared_pki(pki_copy)
-    fault = {**ENABLE, "EASYRSA_PY_FAULT": f"write-rename-before:{count}:kill"}
+    fault = {"EASYRSA_PY_FAULT": f"write-rename-before:{count}:kill"}
     result = run_product(pki, "sign-req", "client", "crash", env=fault)
     assert result.returncode != 0
 
@@ -49,7 +49,7 @@ def test_killed_sign_req_keeps_rows(pki_copy, count: int) -> None:
 def test_full_disk_leaves_pki_unchanged(pki_copy, point: str) -> None:
     pki = prepared_pki(pki_copy)
     before = pki_state(pki)
-    fault = {**ENABLE, "EASYRSA_PY_FAULT": f"{point}:3:enospc"}
+    fault = {"EASYRSA_PY_FAULT": f"{point}:3:enospc"}
     result = run_product(pki, "sign-req", "client", "crash", env=fault)
 
     assert result.returncode == 1

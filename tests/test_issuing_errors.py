@@ -10,7 +10,6 @@ import base64
 from pathlib import Path
 
 import pytest
-from issuing_tools import ENABLE
 from pkitools import pki_state, run_product
 
 PATH_LIKE_NAMES = ["../escape", "a/b", "/tmp/absolute", ""]
@@ -29,7 +28,7 @@ def corrupt_signature(request_pem: bytes) -> bytes:
 def assert_rejected(pki: Path, *args: str, expected: str, env: dict[str, str] | None = None) -> str:
     """Run a command that must fail, and check its message and that nothing changed."""
     before = pki_state(pki)
-    result = run_product(pki, *args, env={**ENABLE, **(env or {})})
+    result = run_product(pki, *args, env=env)
 
     assert result.returncode == 1, result.stderr
     assert expected in result.stderr
@@ -62,7 +61,6 @@ def test_import_req_path_like_names_rejected(pki: Path, name: str) -> None:
 def test_nul_in_name_rejected(pki: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from easyrsa_py.cli import main
 
-    monkeypatch.setenv("EASYRSA_PY_ENABLE", ENABLE["EASYRSA_PY_ENABLE"])
     monkeypatch.setenv("EASYRSA_PKI", str(pki))
     before = pki_state(pki)
 

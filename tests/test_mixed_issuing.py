@@ -63,18 +63,6 @@ EXPECTED_USAGE = {
 # read the variable.
 RENEW_ENV = {"EASYRSA_CERT_RENEW": "1000"}
 
-# easyrsa_py runs a command that is not enabled yet only when
-# EASYRSA_PY_ENABLE lists it. The variable has no effect on enabled commands.
-PRODUCT_COMMANDS = (
-    "build-client-full",
-    "build-server-full",
-    "gen-req",
-    "sign-req",
-    "show-cert",
-    "renew",
-)
-
-
 @dataclass(frozen=True)
 class Tool:
     """One easy-rsa implementation, able to run a command on a PKI."""
@@ -95,8 +83,7 @@ class Tool:
 
 
 def product_tool() -> Tool:
-    enable = {"EASYRSA_PY_ENABLE": ",".join(PRODUCT_COMMANDS)}
-    return Tool("easyrsa_py", None, run_product, enable)
+    return Tool("easyrsa_py", None, run_product)
 
 
 def reference_tool(reference: Any) -> Tool:

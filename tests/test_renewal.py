@@ -38,7 +38,6 @@ from easyrsa_py.pki import PKILayout
 from easyrsa_py.renewal import expire, renew, subject_alt_name_text
 from easyrsa_py.settings import build_settings
 
-ENABLE = {"EASYRSA_PY_ENABLE": "renew,expire,inline"}
 EC_PASSIN = {"EASYRSA_PASSIN": "pass:fixture-ec-ca-pass"}
 FIXTURE_ENV = {"v3.2.2-ec": EC_PASSIN}
 # Random serials make these names differ between two runs.
@@ -91,7 +90,7 @@ def run_pair(
     reference: Any, ref_pki: Path, py_pki: Path, *args: str, env: dict[str, str] | None = None, **kwargs: Any
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
     expected = reference.run(ref_pki, *args, env=env, check=False, **kwargs)
-    actual = run_product(py_pki, *args, env={**ENABLE, **(env or {})}, **kwargs)
+    actual = run_product(py_pki, *args, env=env, **kwargs)
     return expected, actual
 
 
@@ -275,7 +274,7 @@ def test_renew_then_reference_revokes(pki_copy: Any, reference_for: Any) -> None
     reference = reference_for("3.2.7")
     pki = pki_copy("v3.2.7-rsa")
     old_serial = f"{load(pki / 'issued/alice.crt').serial_number:X}".zfill(32)
-    result = run_product(pki, "renew", "alice", env=ENABLE)
+    result = run_product(pki, "renew", "alice")
     assert result.returncode == 0, result.stderr
     reference.run(pki, "revoke-renewed", "alice", "superseded")
     reference.run(pki, "gen-crl")
@@ -301,12 +300,12 @@ def test_reference_renews_then_product_revokes(pki_copy: Any, reference_for: Any
     pki = pki_copy("v3.2.7-rsa")
     old_serial = f"{load(pki / 'issued/alice.crt').serial_number:X}".zfill(32)
     reference.run(pki, "renew", "alice")
-    result = run_product(pki, "revoke-renewed", "alice", env=ENABLE)
+    result = run_product(pki, "revoke-renewed", "alice")
     assert result.returncode == 0, result.stderr
     rows = {row[3]: row for row in read_index(pki)}
     assert rows[old_serial][0] == "R"
     # The product then renews the new certificate once more: renewed/issued is free again.
-    again = run_product(pki, "renew", "alice", env=ENABLE)
+    again = run_product(pki, "renew", "alice")
     assert again.returncode == 0, again.stderr
     reference.run(pki, "revoke-renewed", "alice")
 
@@ -328,7 +327,7 @@ def test_renew_on_31_pki_then_31_revokes(pki_copy: Any, reference_for: Any) -> N
     # easyrsa_py writes 3.2's layout; 3.1.0's revoke-renewed also reads renewed/issued.
     pki = pki_copy("v3.1.0-rsa")
     old_serial = f"{load(pki / 'issued/alice.crt').serial_number:X}".zfill(32)
-    result = run_product(pki, "renew", "alice", env=ENABLE)
+    result = run_product(pki, "renew", "alice")
     assert result.returncode == 0, result.stderr
     reference_for("3.1.0").run(pki, "revoke-renewed", "alice")
     rows = {row[3]: row for row in read_index(pki)}
@@ -354,7 +353,7 @@ def test_renew_on_31_pki_then_31_revokes(pki_copy: Any, reference_for: Any) -> N
 def test_renew_bad_input(args: tuple[str, ...], message: str, pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, *args, env=ENABLE)
+    result = run_product(pki, *args)
     assert result.returncode == 1
     assert message in result.stderr
     assert pki_state(pki) == before
@@ -364,7 +363,7 @@ def test_renew_wrong_passphrase_changes_nothing(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.2-ec")
     (pki / "issued/alice.p12").write_text("export\n")
     before = pki_state(pki)
-    result = run_product(pki, "--passin=pass:wrong", "renew", "alice", env=ENABLE)
+    result = run_product(pki, "--passin=pass:wrong", "renew", "alice")
     assert result.returncode == 1
     assert "passphrase" in result.stderr
     assert pki_state(pki) == before
@@ -372,20 +371,20 @@ def test_renew_wrong_passphrase_changes_nothing(pki_copy: Any) -> None:
 
 def test_renew_nopass_warns(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "renew", "alice", "nopass", env=ENABLE)
+    result = run_product(pki, "renew", "alice", "nopass")
     assert result.returncode == 0, result.stderr
     assert "'nopass' has no effect" in result.stderr
 
 
 def test_renew_confirmations(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    refused = run_product(pki, "renew", "alice", env=ENABLE, batch=False, input="yes\nno\n")
+    refused = run_product(pki, "renew", "alice", batch=False, input="yes\nno\n")
     assert refused.returncode == 1
     assert "Continue with 'renew' ? " in refused.stderr
     assert "Confirm requested details: " in refused.stderr
     assert (pki / "issued/alice.crt").is_file()
     assert not (pki / "renewed/issued/alice.crt").exists()
-    accepted = run_product(pki, "renew", "alice", env=ENABLE, batch=False, input="yes\nyes\n")
+    accepted = run_product(pki, "renew", "alice", batch=False, input="yes\nyes\n")
     assert accepted.returncode == 0, accepted.stderr
     assert (pki / "renewed/issued/alice.crt").is_file()
 
@@ -409,7 +408,7 @@ def test_renew_self_signed_rejected(pki_copy: Any) -> None:
     (pki / "issued/alice.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     before = pki_state(pki)
     for command in ("renew", "expire"):
-        result = run_product(pki, command, "alice", env=ENABLE)
+        result = run_product(pki, command, "alice")
         assert result.returncode == 1
         assert "self-signed" in result.stderr
         assert pki_state(pki) == before
@@ -434,7 +433,7 @@ def test_renew_unsupported_type(pki_copy: Any) -> None:
     )
     (pki / "issued/alice.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     before = pki_state(pki)
-    result = run_product(pki, "renew", "alice", env=ENABLE)
+    result = run_product(pki, "renew", "alice")
     assert result.returncode == 1
     assert "'Time Stamping' matches no type" in result.stderr
     assert pki_state(pki) == before
@@ -488,7 +487,7 @@ def test_expire_then_reference_revokes(pki_copy: Any, reference_for: Any) -> Non
     reference = reference_for("3.2.7")
     pki = pki_copy("v3.2.7-rsa")
     serial = f"{load(pki / 'issued/alice.crt').serial_number:X}".zfill(32)
-    result = run_product(pki, "expire", "alice", env=ENABLE)
+    result = run_product(pki, "expire", "alice")
     assert result.returncode == 0, result.stderr
     reference.run(pki, "revoke-expired", "alice")
     rows = {row[3]: row for row in read_index(pki)}
@@ -522,7 +521,7 @@ def test_expire_missing_leaves_no_folder(pki_copy: Any) -> None:
     # easy-rsa 3.2.7 creates expired/ before its checks, even when they fail.
     pki = pki_copy("v3.2.7-ed25519")
     assert not (pki / "expired").exists()
-    result = run_product(pki, "expire", "nobody", env=ENABLE)
+    result = run_product(pki, "expire", "nobody")
     assert result.returncode == 1
     assert not (pki / "expired").exists()
 
@@ -540,7 +539,7 @@ def test_expire_missing_leaves_no_folder(pki_copy: Any) -> None:
 def test_expire_bad_input(args: tuple[str, ...], message: str, pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, *args, env=ENABLE)
+    result = run_product(pki, *args)
     assert result.returncode == 1
     assert message in result.stderr
     assert pki_state(pki) == before
@@ -549,20 +548,20 @@ def test_expire_bad_input(args: tuple[str, ...], message: str, pki_copy: Any) ->
 def test_expire_confirmation(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    refused = run_product(pki, "expire", "alice", env=ENABLE, batch=False, input="no\n")
+    refused = run_product(pki, "expire", "alice", batch=False, input="no\n")
     assert refused.returncode == 1
     assert "    Continue with expiry: " in refused.stderr
     assert "serial-number             = 7C0895ABACCC34C8C33A3BF77B85058C" in refused.stderr
     assert "notAfter date             = Mar  8 15:51:29 2029 GMT" in refused.stderr
     assert pki_state(pki) == before
-    accepted = run_product(pki, "expire", "alice", env=ENABLE, batch=False, input="yes\n")
+    accepted = run_product(pki, "expire", "alice", batch=False, input="yes\n")
     assert accepted.returncode == 0, accepted.stderr
     assert (pki / "expired/alice.crt").is_file()
 
 
 def test_expire_nopass_warns(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "expire", "alice", "nopass", env=ENABLE)
+    result = run_product(pki, "expire", "alice", "nopass")
     assert result.returncode == 0, result.stderr
     assert "'nopass' has no effect" in result.stderr
 
@@ -575,7 +574,7 @@ def test_renew_request_bad_signature(pki_copy: Any) -> None:
     der[-5] ^= 1
     path.write_bytes(x509.load_der_x509_csr(bytes(der)).public_bytes(serialization.Encoding.PEM))
     before = pki_state(pki)
-    result = run_product(pki, "renew", "alice", env=ENABLE)
+    result = run_product(pki, "renew", "alice")
     assert result.returncode == 1
     assert "alice.req" in result.stderr
     assert pki_state(pki) == before

@@ -31,7 +31,6 @@ from easyrsa_py.x509_text import render_certificate, render_request
 
 FIXTURES = ("v3.1.0-rsa", "v3.2.2-ec", "v3.2.7-ed25519", "v3.2.7-rsa")
 NAME_OPTIONS = "utf8,sep_multiline,space_eq,lname,align"
-ENABLE = {"EASYRSA_PY_ENABLE": "show-req,show-cert,show-ca,show-host"}
 # The fixture PKI each reference version can run on: 3.1.0 needs the
 # openssl-easyrsa.cnf that only its own PKIs contain.
 REFERENCE_FIXTURES = {"3.1.0": "v3.1.0-rsa", "3.2.2": "v3.2.2-ec", "3.2.7": "v3.2.7-rsa"}
@@ -286,7 +285,7 @@ def test_show_matches_reference(reference_for, pki_copy, version: str) -> None:
         ours_pki = pki_copy(fixture)
         theirs_pki = pki_copy(fixture)
         before = pki_state(ours_pki)
-        ours = run_product(ours_pki, *args, env=ENABLE)
+        ours = run_product(ours_pki, *args)
         theirs = reference.run(theirs_pki, *args)
         assert ours.returncode == 0, ours.stderr
         assert theirs.returncode == 0, theirs.stdout + theirs.stderr
@@ -296,7 +295,7 @@ def test_show_matches_reference(reference_for, pki_copy, version: str) -> None:
 
 def test_show_notice_goes_to_stderr(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "show-cert", "francois", env=ENABLE)
+    result = run_product(pki, "show-cert", "francois")
     assert result.returncode == 0
     assert result.stdout.startswith("Certificate:\n")
     assert "Showing the certificate 'francois'" in result.stderr
@@ -305,7 +304,7 @@ def test_show_notice_goes_to_stderr(pki_copy) -> None:
 
 def test_show_unknown_word_warns(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "show-cert", "alice", "fulll", env=ENABLE)
+    result = run_product(pki, "show-cert", "alice", "fulll")
     assert result.returncode == 0
     assert "Ignoring unknown argument 'fulll'" in result.stderr
     assert "Subject Public Key Info" not in result.stdout
@@ -328,7 +327,6 @@ def test_show_rejects_path_like_name(
     # In-process, because a NUL byte cannot pass through argv.
     monkeypatch.chdir(pki.parent)
     monkeypatch.setenv("EASYRSA_PKI", str(pki))
-    monkeypatch.setenv("EASYRSA_PY_ENABLE", ENABLE["EASYRSA_PY_ENABLE"])
     assert main(["--batch", command, name]) == 1
     captured = capsys.readouterr()
     assert f"Invalid certificate name {name!r}" in captured.err
@@ -348,7 +346,7 @@ def test_show_rejects_path_like_name(
 def test_show_missing_file_or_name(pki_copy, args: tuple[str, ...], expected: str) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, *args, env=ENABLE)
+    result = run_product(pki, *args)
     assert result.returncode == 1
     assert expected.format(pki=pki) in result.stderr
     assert result.stdout == ""
@@ -367,7 +365,7 @@ def test_show_invalid_file(pki_copy, args: tuple[str, ...], relative: str, conte
     pki = pki_copy("v3.2.7-rsa")
     (pki / relative).write_bytes(content)
     before = pki_state(pki)
-    result = run_product(pki, *args, env=ENABLE)
+    result = run_product(pki, *args)
     assert result.returncode == 1
     assert f"Invalid {Path(relative).name} at {pki / relative}" in result.stderr
     assert pki_state(pki) == before
@@ -376,7 +374,7 @@ def test_show_invalid_file(pki_copy, args: tuple[str, ...], relative: str, conte
 def test_show_ca_without_ca(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     (pki / "ca.crt").unlink()
-    result = run_product(pki, "show-ca", env=ENABLE)
+    result = run_product(pki, "show-ca")
     assert result.returncode == 1
     assert f"The CA file {pki / 'ca.crt'} is missing" in result.stderr
 
@@ -387,7 +385,7 @@ def test_show_ca_without_ca(pki_copy) -> None:
 def test_show_host_lists_facts(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     result = run_product(
-        pki, "--passin=pass:top-secret-in", "show-host", env={**ENABLE, "EASYRSA_PASSOUT": "pass:top-secret-out"}
+        pki, "--passin=pass:top-secret-in", "show-host", env={"EASYRSA_PASSOUT": "pass:top-secret-out"}
     )
     assert result.returncode == 0
     labels = [line.split(":", 1)[0] for line in result.stdout.splitlines()]
@@ -398,12 +396,12 @@ def test_show_host_lists_facts(pki_copy) -> None:
 
 
 def test_show_host_silent_prints_nothing(tmp_path: Path) -> None:
-    result = run_product(tmp_path / "no-pki", "--silent", "show-host", env=ENABLE)
+    result = run_product(tmp_path / "no-pki", "--silent", "show-host")
     assert result.returncode == 0
     assert result.stdout == ""
 
 
 def test_show_host_rejects_arguments(tmp_path: Path) -> None:
-    result = run_product(tmp_path / "no-pki", "show-host", "extra", env=ENABLE)
+    result = run_product(tmp_path / "no-pki", "show-host", "extra")
     assert result.returncode == 1
     assert "Unexpected argument 'extra': 'show-host' takes no arguments." in result.stderr

@@ -26,9 +26,6 @@ from easyrsa_py.profiles import BUILTIN_ALIASES, BUILTIN_PROFILES, parse_profile
 from easyrsa_py.support_files import LEGACY_PROFILE_TYPES, openssl_config
 from easyrsa_py.vars import parse_vars
 
-ENABLE = {
-    "EASYRSA_PY_ENABLE": "gen-dh,gen-tls-auth-key,gen-tls-crypt-key,gen-tls-cryptv2-key,import-tls-key,write"
-}
 TLS_KEY = Path("private/easyrsa-tls.key")
 KEY_FILE = re.compile(
     r"# Easy-RSA (?P<label>TLS-AUTH|TLS-CRYPT) Key\n"
@@ -73,7 +70,7 @@ def test_gen_dh_matches_reference(reference_for, pki_copy, version: str) -> None
     theirs = pki_copy(REFERENCE_FIXTURES[version])
     before = tree_snapshot(ours)
 
-    assert run_product(ours, "--keysize=512", "gen-dh", env=ENABLE).returncode == 0
+    assert run_product(ours, "--keysize=512", "gen-dh").returncode == 0
     reference.run(theirs, "--keysize=512", "gen-dh")
 
     assert added_files(before, tree_snapshot(ours)) == {"dh.pem"}
@@ -97,7 +94,7 @@ def test_gen_dh_batch_keeps_existing(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     (pki / "dh.pem").write_text("old parameters\n")
     before = pki_state(pki)
-    result = run_product(pki, "--keysize=512", "gen-dh", env=ENABLE)
+    result = run_product(pki, "--keysize=512", "gen-dh")
     assert result.returncode == 1
     assert f"DH parameters already exist at {pki / 'dh.pem'}" in result.stderr
     assert pki_state(pki) == before
@@ -107,7 +104,7 @@ def test_gen_dh_batch_keeps_existing(pki_copy) -> None:
 def test_gen_dh_confirms_overwrite(pki_copy, answer: str, replaced: bool) -> None:
     pki = pki_copy("v3.2.7-rsa")
     (pki / "dh.pem").write_text("old parameters\n")
-    result = run_product(pki, "--keysize=512", "gen-dh", env=ENABLE, batch=False, input=answer)
+    result = run_product(pki, "--keysize=512", "gen-dh", batch=False, input=answer)
     assert "Overwrite?  " in result.stderr
     assert result.returncode == (0 if replaced else 1)
     text = (pki / "dh.pem").read_text()
@@ -118,7 +115,7 @@ def test_gen_dh_confirms_overwrite(pki_copy, answer: str, replaced: bool) -> Non
 def test_gen_dh_rejects_size(pki_copy, bits: str) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, f"--keysize={bits}", "gen-dh", env=ENABLE)
+    result = run_product(pki, f"--keysize={bits}", "gen-dh")
     assert result.returncode == 1
     assert f"Invalid DH parameter size of {bits} bits" in result.stderr
     assert pki_state(pki) == before
@@ -131,7 +128,7 @@ def test_gen_dh_rejects_size(pki_copy, bits: str) -> None:
 def test_gen_tls_key_format(pki_copy, command: str, label: str) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = tree_snapshot(pki)
-    result = run_product(pki, command, env=ENABLE)
+    result = run_product(pki, command)
     assert result.returncode == 0, result.stderr
     assert added_files(before, tree_snapshot(pki)) == {str(TLS_KEY)}
     match = KEY_FILE.fullmatch((pki / TLS_KEY).read_text())
@@ -142,8 +139,8 @@ def test_gen_tls_key_format(pki_copy, command: str, label: str) -> None:
 
 def test_gen_tls_keys_differ(pki_copy) -> None:
     first, second = pki_copy("v3.2.7-rsa"), pki_copy("v3.2.7-rsa")
-    run_product(first, "gen-tls-crypt-key", env=ENABLE)
-    run_product(second, "gen-tls-crypt-key", env=ENABLE)
+    run_product(first, "gen-tls-crypt-key")
+    run_product(second, "gen-tls-crypt-key")
     assert (first / TLS_KEY).read_text() != (second / TLS_KEY).read_text()
 
 
@@ -151,7 +148,7 @@ def test_gen_tls_keys_differ(pki_copy) -> None:
 @pytest.mark.parametrize("command", ["gen-tls-auth-key", "gen-tls-crypt-key"])
 def test_openvpn_accepts_key(pki_copy, command: str) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    run_product(pki, command, env=ENABLE)
+    run_product(pki, command)
     result = subprocess.run(
         ["openvpn", "--test-crypto", "--secret", str(pki / TLS_KEY), "--cipher", "AES-256-CBC", "--auth", "SHA256"],
         check=False,
@@ -172,7 +169,7 @@ def test_gen_tls_key_matches_reference(reference_for, pki_copy, version: str, co
     ours = pki_copy(REFERENCE_FIXTURES[version])
     theirs = pki_copy(REFERENCE_FIXTURES[version])
     before = tree_snapshot(ours)
-    run_product(ours, command, env=ENABLE)
+    run_product(ours, command)
     reference.run(theirs, command)
     ours_match = KEY_FILE.fullmatch((ours / TLS_KEY).read_text())
     theirs_match = KEY_FILE.fullmatch((theirs / TLS_KEY).read_text())
@@ -189,7 +186,7 @@ def test_gen_tls_key_matches_reference(reference_for, pki_copy, version: str, co
 def test_reference_inline_embeds_key(reference_for, pki_copy, version: str, command: str, tag: str) -> None:
     reference = reference_for(version)
     pki = pki_copy(REFERENCE_FIXTURES[version])
-    run_product(pki, command, env=ENABLE)
+    run_product(pki, command)
     key_text = (pki / TLS_KEY).read_text().rstrip("\n")
     reference.run(pki, "inline", "alice")
     inline = (pki / "inline" / "private" / "alice.inline").read_text()
@@ -203,7 +200,7 @@ def test_reference_inline_embeds_key(reference_for, pki_copy, version: str, comm
 def test_reference_keeps_our_key(reference_for, pki_copy, version: str) -> None:
     reference = reference_for(version)
     pki = pki_copy(REFERENCE_FIXTURES[version])
-    run_product(pki, "gen-tls-crypt-key", env=ENABLE)
+    run_product(pki, "gen-tls-crypt-key")
     before = pki_state(pki)
     result = reference.run(pki, "gen-tls-auth-key", check=False)
     assert result.returncode == 1
@@ -223,7 +220,7 @@ def test_gen_tls_key_keeps_existing(pki_copy, relative: Path, content: str, labe
     pki = pki_copy("v3.2.7-rsa")
     (pki / relative).write_text(content)
     before = pki_state(pki)
-    result = run_product(pki, "gen-tls-crypt-key", env=ENABLE)
+    result = run_product(pki, "gen-tls-crypt-key")
     assert result.returncode == 1
     assert f"A {label} key already exists at {pki / relative}" in result.stderr
     assert pki_state(pki) == before
@@ -233,7 +230,7 @@ def test_gen_tls_key_keeps_existing(pki_copy, relative: Path, content: str, labe
 def test_extra_argument_rejected(pki_copy, command: str) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, "--keysize=512", command, "nopass", env=ENABLE)
+    result = run_product(pki, "--keysize=512", command, "nopass")
     assert result.returncode == 1
     assert f"Unexpected argument 'nopass': '{command}' takes no arguments." in result.stderr
     assert pki_state(pki) == before
@@ -242,7 +239,7 @@ def test_extra_argument_rejected(pki_copy, command: str) -> None:
 def test_tls_crypt_v2_unavailable(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, "gen-tls-cryptv2-key", env=ENABLE)
+    result = run_product(pki, "gen-tls-cryptv2-key")
     assert result.returncode == 1
     assert "openvpn --genkey tls-crypt-v2-server" in result.stderr
     assert pki_state(pki) == before
@@ -253,8 +250,8 @@ def test_tls_crypt_v2_unavailable(pki_copy) -> None:
 
 def test_import_tls_key_copies(pki_copy, tmp_path: Path) -> None:
     source_pki, pki = pki_copy("v3.2.7-rsa"), pki_copy("v3.2.7-rsa")
-    run_product(source_pki, "gen-tls-auth-key", env=ENABLE)
-    result = run_product(pki, "import-tls-key", str(source_pki / TLS_KEY), env=ENABLE)
+    run_product(source_pki, "gen-tls-auth-key")
+    result = run_product(pki, "import-tls-key", str(source_pki / TLS_KEY))
     assert result.returncode == 0, result.stderr
     assert (pki / TLS_KEY).read_bytes() == (source_pki / TLS_KEY).read_bytes()
     assert mode_of(pki / TLS_KEY) == 0o600
@@ -266,7 +263,7 @@ def test_import_unlabelled_openvpn_key_warns(pki_copy, tmp_path: Path) -> None:
     pki = pki_copy("v3.2.7-rsa")
     source = tmp_path / "ta.key"
     subprocess.run(["openvpn", "--genkey", "secret", str(source)], check=True, capture_output=True, timeout=60)
-    result = run_product(pki, "import-tls-key", str(source), env=ENABLE)
+    result = run_product(pki, "import-tls-key", str(source))
     assert result.returncode == 0, result.stderr
     assert (pki / TLS_KEY).read_bytes() == source.read_bytes()
     assert "cannot tell whether it is a tls-auth or tls-crypt key" in result.stderr
@@ -288,7 +285,7 @@ def test_import_tls_key_rejects_file(pki_copy, tmp_path: Path, content: str | No
     if content is not None:
         source.write_text(content)
     before = pki_state(pki)
-    result = run_product(pki, "import-tls-key", str(source), env=ENABLE)
+    result = run_product(pki, "import-tls-key", str(source))
     assert result.returncode == 1
     assert expected in result.stderr
     assert str(source) in result.stderr
@@ -298,7 +295,7 @@ def test_import_tls_key_rejects_file(pki_copy, tmp_path: Path, content: str | No
 def test_import_tls_key_rejects_folder(pki_copy, tmp_path: Path) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, "import-tls-key", str(tmp_path), env=ENABLE)
+    result = run_product(pki, "import-tls-key", str(tmp_path))
     assert result.returncode == 1
     assert f"Cannot import {tmp_path}: it is not a regular file" in result.stderr
     assert pki_state(pki) == before
@@ -306,10 +303,10 @@ def test_import_tls_key_rejects_folder(pki_copy, tmp_path: Path) -> None:
 
 def test_import_tls_key_keeps_existing(pki_copy) -> None:
     source_pki, pki = pki_copy("v3.2.7-rsa"), pki_copy("v3.2.7-rsa")
-    run_product(source_pki, "gen-tls-auth-key", env=ENABLE)
-    run_product(pki, "gen-tls-crypt-key", env=ENABLE)
+    run_product(source_pki, "gen-tls-auth-key")
+    run_product(pki, "gen-tls-crypt-key")
     before = pki_state(pki)
-    result = run_product(pki, "import-tls-key", str(source_pki / TLS_KEY), env=ENABLE)
+    result = run_product(pki, "import-tls-key", str(source_pki / TLS_KEY))
     assert result.returncode == 1
     assert f"A TLS key already exists at {pki / TLS_KEY}" in result.stderr
     assert pki_state(pki) == before
@@ -317,7 +314,7 @@ def test_import_tls_key_keeps_existing(pki_copy) -> None:
 
 def test_import_tls_key_needs_one_file(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "import-tls-key", env=ENABLE)
+    result = run_product(pki, "import-tls-key")
     assert result.returncode == 1
     assert "Usage: 'import-tls-key FILE'" in result.stderr
 
@@ -326,7 +323,7 @@ def test_import_tls_key_needs_one_file(pki_copy) -> None:
 
 
 def test_write_vars_parses_as_data(tmp_path: Path) -> None:
-    result = run_product(tmp_path / "pki", "write", "vars", env=ENABLE)
+    result = run_product(tmp_path / "pki", "write", "vars")
     assert result.returncode == 0, result.stderr
     parsed = parse_vars(result.stdout, tmp_path / "vars", environ={})
     assert parsed.values == {}
@@ -338,7 +335,7 @@ def test_write_vars_parses_as_data(tmp_path: Path) -> None:
 def test_reference_sources_written_vars(reference_for, pki_copy) -> None:
     reference = reference_for("3.2.7")
     pki = pki_copy("v3.2.7-rsa")
-    run_product(pki, "write", "vars", str(pki / "vars"), env=ENABLE)
+    run_product(pki, "write", "vars", str(pki / "vars"))
     result = reference.run(pki, "show-ca")
     assert result.returncode == 0
     assert f"* {pki / 'vars'}" in result.stdout
@@ -346,7 +343,7 @@ def test_reference_sources_written_vars(reference_for, pki_copy) -> None:
 
 @pytest.mark.parametrize("kind", [*LEGACY_PROFILE_TYPES, "kdc"])
 def test_write_profile_is_builtin(tmp_path: Path, kind: str) -> None:
-    result = run_product(tmp_path / "pki", "write", kind, env=ENABLE)
+    result = run_product(tmp_path / "pki", "write", kind)
     assert result.returncode == 0, result.stderr
     written = parse_profile(kind, result.stdout, "stdout").lines
     builtin = parse_profile(kind, BUILTIN_PROFILES[BUILTIN_ALIASES.get(kind, kind)], "built-in").lines
@@ -360,7 +357,7 @@ def test_write_profile_is_builtin(tmp_path: Path, kind: str) -> None:
 def test_write_profile_matches_reference(reference_for, tmp_path: Path, kind: str) -> None:
     """Compare each setting; 3.2.7's client adds keyEncipherment, easyrsa_py follows the packaged file."""
     reference = reference_for("3.2.7")
-    ours = run_product(tmp_path / "pki", "write", kind, env=ENABLE).stdout
+    ours = run_product(tmp_path / "pki", "write", kind).stdout
     theirs = reference.run(tmp_path / "pki", "write", kind).stdout
     assert sorted(map(settings_of, parse_profile(kind, ours, "ours").lines)) == sorted(
         map(settings_of, parse_profile(kind, theirs, "theirs").lines)
@@ -373,7 +370,7 @@ def settings_of(line: object) -> tuple[str, str, bool]:
 
 def test_write_safe_cnf_expands_settings(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
-    result = run_product(pki, "--digest=sha512", "--req-cn=Alpha $ # \"one\"", "write", "safe-cnf", env=ENABLE)
+    result = run_product(pki, "--digest=sha512", "--req-cn=Alpha $ # \"one\"", "write", "safe-cnf")
     assert result.returncode == 0, result.stderr
     assert f"dir = {pki.resolve()}\n" in result.stdout
     assert "default_md = sha512\n" in result.stdout
@@ -414,7 +411,7 @@ def test_reference_signs_with_written_config(reference_for, tmp_path: Path, vers
     pki = tmp_path / "pki"
     reference.run(pki, "init-pki")
     # 3.1.0's init-pki writes its own config, which legacy-hard replaces.
-    assert run_product(pki, "write", "legacy-hard", env=ENABLE).returncode == 0
+    assert run_product(pki, "write", "legacy-hard").returncode == 0
     assert "easyrsa_py" in (pki / "openssl-easyrsa.cnf").read_text()
     reference.run(pki, "--req-cn=Written CA", "build-ca", "nopass")
     reference.run(pki, "--san=DNS:vpn.example.org", "build-server-full", "vpn", "nopass")
@@ -444,7 +441,7 @@ def test_reference_signs_with_written_config(reference_for, tmp_path: Path, vers
 def test_write_legacy_keeps_then_overwrites(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     (pki / "vars.example").write_text("# mine\n")
-    result = run_product(pki, "write", "legacy", env=ENABLE)
+    result = run_product(pki, "write", "legacy")
     assert result.returncode == 0, result.stderr
     assert (pki / "vars.example").read_text() == "# mine\n"
     assert "Kept these existing files" in result.stderr
@@ -452,7 +449,7 @@ def test_write_legacy_keeps_then_overwrites(pki_copy) -> None:
         assert (pki / "x509-types" / kind).is_file()
     assert (pki / "openssl-easyrsa.cnf").is_file()
 
-    result = run_product(pki, "write", "legacy-hard", env=ENABLE)
+    result = run_product(pki, "write", "legacy-hard")
     assert result.returncode == 0, result.stderr
     assert (pki / "vars.example").read_text().startswith("# Example settings")
 
@@ -460,33 +457,33 @@ def test_write_legacy_keeps_then_overwrites(pki_copy) -> None:
 def test_write_legacy_hard_asks(pki_copy) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, "write", "legacy-hard", env=ENABLE, batch=False, input="no\n")
+    result = run_product(pki, "write", "legacy-hard", batch=False, input="no\n")
     assert result.returncode == 1
     assert "Confirm OVER-WRITE files ? " in result.stderr
     assert pki_state(pki) == before
 
 
 def test_write_legacy_needs_pki(tmp_path: Path) -> None:
-    result = run_product(tmp_path / "missing", "write", "legacy", env=ENABLE)
+    result = run_product(tmp_path / "missing", "write", "legacy")
     assert result.returncode == 1
     assert f"The PKI folder {tmp_path / 'missing'} does not exist" in result.stderr
 
 
 def test_write_to_file_and_folder(tmp_path: Path) -> None:
     target = tmp_path / "my-vars"
-    assert run_product(tmp_path / "pki", "write", "vars", str(target), env=ENABLE).returncode == 0
+    assert run_product(tmp_path / "pki", "write", "vars", str(target)).returncode == 0
     assert target.read_text().startswith("# Example settings")
 
     target.write_text("mine\n")
-    result = run_product(tmp_path / "pki", "write", "vars", str(target), env=ENABLE)
+    result = run_product(tmp_path / "pki", "write", "vars", str(target))
     assert result.returncode == 1
     assert "Add 'overwrite' to replace it" in result.stderr
     assert target.read_text() == "mine\n"
 
-    assert run_product(tmp_path / "pki", "write", "vars", str(target), "overwrite", env=ENABLE).returncode == 0
+    assert run_product(tmp_path / "pki", "write", "vars", str(target), "overwrite").returncode == 0
     assert target.read_text().startswith("# Example settings")
 
-    assert run_product(tmp_path / "pki", "write", "ssl-cnf", str(tmp_path), env=ENABLE).returncode == 0
+    assert run_product(tmp_path / "pki", "write", "ssl-cnf", str(tmp_path)).returncode == 0
     assert (tmp_path / "openssl-easyrsa.cnf").read_text() == openssl_config(None)
 
 
@@ -500,7 +497,7 @@ def test_write_to_file_and_folder(tmp_path: Path) -> None:
     ],
 )
 def test_write_bad_input(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
-    result = run_product(tmp_path / "pki", *args, env=ENABLE)
+    result = run_product(tmp_path / "pki", *args)
     assert result.returncode == 1
     assert expected in result.stderr
     assert result.stdout == ""

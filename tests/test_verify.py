@@ -22,7 +22,6 @@ from pkitools import pki_state, run_product
 
 from easyrsa_py.verify import check_certificate
 
-ENABLE = {"EASYRSA_PY_ENABLE": "verify-cert,verify"}
 ERROR_LINE = re.compile(r"^error (\d+) at (\d+) depth lookup: (.*)$", re.MULTILINE)
 STATUS_LINE = re.compile(r"Verification status: (GOOD|FAILED)")
 
@@ -132,7 +131,7 @@ def test_verify_matches_reference(case: str, version: str, pki_copy: Any, refere
         (py_pki / "issued" / f"{name}.crt").write_bytes((ref_pki / "issued" / f"{name}.crt").read_bytes())
     for batch in (True, False):
         expected = reference.run(ref_pki, "verify-cert", name, batch=batch, check=False)
-        actual = run_product(py_pki, "verify-cert", name, batch=batch, env=ENABLE)
+        actual = run_product(py_pki, "verify-cert", name, batch=batch)
         assert outcome(actual) == outcome(expected)
         assert actual.returncode == expected.returncode, (batch, expected.stdout)
 
@@ -142,7 +141,7 @@ def test_verify_matches_reference(case: str, version: str, pki_copy: Any, refere
 def test_verify_other_algorithms(fixture: str, pki_copy: Any, reference_for: Any) -> None:
     pki = pki_copy(fixture)
     expected = reference_for("3.2.7").run(pki, "verify-cert", "alice", check=False)
-    actual = run_product(pki, "verify-cert", "alice", env=ENABLE)
+    actual = run_product(pki, "verify-cert", "alice")
     assert outcome(actual) == outcome(expected) == ("GOOD", [])
     assert actual.returncode == expected.returncode == 0
     assert f"{pki}/issued/alice.crt: OK" in actual.stdout
@@ -153,7 +152,7 @@ def test_verify_other_algorithms(fixture: str, pki_copy: Any, reference_for: Any
 def test_verify_31_name(name: str, pki_copy: Any, reference_for: Any) -> None:
     pki = pki_copy("v3.1.0-rsa")
     expected = reference_for("3.1.0").run(pki, "verify", name, "batch", check=False)
-    actual = run_product(pki, "verify", name, "batch", env=ENABLE)
+    actual = run_product(pki, "verify", name, "batch")
     assert outcome(actual)[1] == outcome(expected)[1]
     assert actual.returncode == expected.returncode
 
@@ -164,7 +163,7 @@ def test_verify_31_batch_option_differs(pki_copy: Any, reference_for: Any) -> No
     # follows 3.2.7, where --batch also makes a failure exit 1.
     pki = pki_copy("v3.1.0-rsa")
     expected = reference_for("3.1.0").run(pki, "verify", "dave", check=False)
-    actual = run_product(pki, "verify", "dave", env=ENABLE)
+    actual = run_product(pki, "verify", "dave")
     assert expected.returncode == 0
     assert actual.returncode == 1
 
@@ -210,10 +209,10 @@ def test_check_rsa_ca_key_mismatch(pki_copy: Any) -> None:
 
 def test_verify_output_lines(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    good = run_product(pki, "verify-cert", "alice", env=ENABLE)
+    good = run_product(pki, "verify-cert", "alice")
     assert good.stdout == f"{pki}/issued/alice.crt: OK\n"
     assert "  Certificate name:    alice\n  Verification status: GOOD" in good.stderr
-    bad = run_product(pki, "verify-cert", "dave", env=ENABLE)
+    bad = run_product(pki, "verify-cert", "dave")
     assert bad.stdout == ""
     assert "CN = dave\nerror 10 at 0 depth lookup: certificate has expired\n" in bad.stderr
     assert f"error {pki}/issued/dave.crt: verification failed" in bad.stderr
@@ -221,7 +220,7 @@ def test_verify_output_lines(pki_copy: Any) -> None:
 
 def test_verify_silent_ssl_hides_ok(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "--silent-ssl", "verify-cert", "alice", env=ENABLE)
+    result = run_product(pki, "--silent-ssl", "verify-cert", "alice")
     assert result.returncode == 0
     assert result.stdout == ""
     assert "Verification status: GOOD" in result.stderr
@@ -229,14 +228,14 @@ def test_verify_silent_ssl_hides_ok(pki_copy: Any) -> None:
 
 def test_verify_batch_word_sets_exit(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "verify-cert", "dave", "batch", batch=False, env=ENABLE)
+    result = run_product(pki, "verify-cert", "dave", "batch", batch=False)
     assert result.returncode == 1
     assert "Verification status: FAILED" in result.stderr
 
 
 def test_verify_unknown_option_warns(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
-    result = run_product(pki, "verify-cert", "alice", "loud", env=ENABLE)
+    result = run_product(pki, "verify-cert", "alice", "loud")
     assert result.returncode == 0
     assert "Ignoring unknown option 'loud'" in result.stderr
 
@@ -256,7 +255,7 @@ def test_verify_unknown_option_warns(pki_copy: Any) -> None:
 def test_verify_bad_input(args: tuple[str, ...], message: str, pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     before = pki_state(pki)
-    result = run_product(pki, *args, env=ENABLE)
+    result = run_product(pki, *args)
     assert result.returncode == 1
     assert message in result.stderr
     assert pki_state(pki) == before
@@ -265,7 +264,7 @@ def test_verify_bad_input(args: tuple[str, ...], message: str, pki_copy: Any) ->
 def test_verify_invalid_certificate_file(pki_copy: Any) -> None:
     pki = pki_copy("v3.2.7-rsa")
     (pki / "issued" / "alice.crt").write_text("garbage\n")
-    result = run_product(pki, "verify-cert", "alice", env=ENABLE)
+    result = run_product(pki, "verify-cert", "alice")
     assert result.returncode == 1
     assert "alice.crt" in result.stderr
     assert "not a valid PEM certificate" in result.stderr
