@@ -173,6 +173,13 @@ def renew(context: Context, arguments: list[str]) -> int:
         f"certificate is deployed, revoke the old one with 'revoke-renewed {name}'\n"
         "and run 'gen-crl'."
     )
+    exports = [path for path in plan.deletions if path.suffix in (".p12", ".p7b", ".p8", ".p1")]
+    if exports:
+        listing = "\n".join(f"* {path}" for path in exports)
+        context.console.notice(
+            f"These exports held the old certificate and were deleted; export them again "
+            f"for the new one (for example 'export-p12 {name}'):\n{listing}"
+        )
     return 0
 
 
