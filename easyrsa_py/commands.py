@@ -625,6 +625,77 @@ NOT_YET_IMPLEMENTED = frozenset({
 })
 
 
+# The overview lists the commands in the order of an operator's work, each
+# with a few words; `help COMMAND` says the rest.
+_OVERVIEW_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Set up a PKI", (
+        ("init-pki", "create an empty PKI (clean-all: the same)"),
+        ("build-ca", "create the CA, or a sub-CA request"),
+        ("renew-ca", "new CA certificate for the same CA key"),
+        ("import-ca", "add another CA to the inline files' CA list"),
+        ("self-sign-server", "self-signed server certificate, no CA"),
+        ("self-sign-client", "self-signed client certificate, no CA"),
+    )),
+    ("Issue certificates", (
+        ("gen-req", "private key and request for NAME"),
+        ("import-req", "take a request made elsewhere"),
+        ("sign-req", "sign a request as client, server, ... (sign: the same)"),
+        ("build-client-full", "key, request and client certificate in one step"),
+        ("build-server-full", "the same for a server"),
+        ("build-serverClient-full", "the same for a server that is also a client"),
+    )),
+    ("Renew and revoke", (
+        ("renew", "sign NAME's request again; the old certificate waits in renewed/"),
+        ("expire", "set NAME's certificate aside in expired/"),
+        ("revoke", "revoke NAME's certificate (also several names)"),
+        ("revoke-issued", "revoke the current certificate of NAME"),
+        ("revoke-expired", "revoke the certificate set aside by expire"),
+        ("revoke-renewed", "revoke the old certificate kept by renew"),
+        ("gen-crl", "write crl.pem and crl.der"),
+        ("update-db", "mark certificates past their end date as expired"),
+        ("renewable", "easy-rsa 3.1: list certificates due for renewal"),
+    )),
+    ("Files for clients and servers", (
+        ("inline", "OpenVPN inline file: certificate, key, CA, TLS key"),
+        ("export-p12", "PKCS#12 bundle"),
+        ("export-p7", "PKCS#7 bundle of certificate and CA"),
+        ("export-p8", "key in PKCS#8 form"),
+        ("export-p1", "RSA key in PKCS#1 form"),
+        ("set-pass", "change or remove a key's passphrase (set-rsa-pass, set-ec-pass, set-ed-pass)"),
+        ("gen-dh", "Diffie-Hellman parameters in dh.pem"),
+        ("gen-tls-auth-key", "OpenVPN tls-auth key for inline files"),
+        ("gen-tls-crypt-key", "OpenVPN tls-crypt key for inline files"),
+        ("gen-tls-cryptv2-key", "not available, as in easy-rsa"),
+        ("import-tls-key", "take an OpenVPN TLS key made elsewhere"),
+        ("write", "easyrsa_py's own vars, OpenSSL config and x509-types files"),
+    )),
+    ("Show and check", (
+        ("show-req", "a request as text"),
+        ("show-cert", "a certificate as text"),
+        ("show-ca", "the CA certificate as text"),
+        ("show-crl", "the CRL as text"),
+        ("show-expire", "certificates that expire soon (--json: as JSON)"),
+        ("show-revoke", "revoked certificates (--json: as JSON)"),
+        ("show-renew", "renewed certificates not revoked yet (--json: as JSON)"),
+        ("show-eku", "a certificate's easy-rsa type (x509-eku: the same)"),
+        ("display-dn", "the subject of a certificate or request file"),
+        ("verify-cert", "check a certificate against the CA (verify: the same)"),
+        ("serial", "is a serial in index.txt? (check-serial: the same)"),
+        ("show-host", "versions and settings"),
+        ("rand", "random bytes as hex (random: the same)"),
+    )),
+    ("AWS Client VPN (easyrsa_py's own)", (
+        ("upload", "import crl.pem into Client VPN endpoints"),
+        ("download", "export an endpoint's CRL and compare it with crl.pem"),
+        ("crl-status", "the CRL's dates; exit 3 when it expires soon"),
+    )),
+    ("Help", (
+        ("help", "this list, 'help COMMAND' or 'help options'"),
+        ("version", "easyrsa_py's version"),
+    )),
+)
+
+
 def help_text(topic: str | None) -> str:
     """Return the overview, or the help for one command."""
     if topic == "options":
@@ -645,13 +716,10 @@ def help_text(topic: str | None) -> str:
         "Usage: easyrsa [OPTIONS] COMMAND [ARGUMENTS]",
         "",
         "easyrsa_py: a drop-in reimplementation of easy-rsa that works on the same PKI.",
-        "",
-        "Commands:",
     ]
-    lines.extend(
-        f"  {command.usage}" for command in COMMANDS.values() if command.name not in NOT_YET_IMPLEMENTED
-    )
-    lines += ["  help [COMMAND | options]", "  version"]
+    for heading, entries in _OVERVIEW_GROUPS:
+        lines += ["", f"{heading}:"]
+        lines += [f"  {name:<24} {blurb}" for name, blurb in entries]
     lines += [
         "",
         "Run 'easyrsa help COMMAND' for details, 'easyrsa help options' for the global",
