@@ -29,12 +29,17 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pkitools import crl_der_matches_pem, openssl_crl_verify, parse_index_time, run_product
+from pkitools import (
+    crl_der_matches_pem,
+    openssl_crl_verify,
+    parse_index_time,
+    run_product,
+)
 from pkitools import read_index as read_index_fields
 
 OPENSSL_TIMEOUT = 60
@@ -279,7 +284,7 @@ def verify(pki: Path, certificate: Path) -> subprocess.CompletedProcess[str]:
 
 
 def check_verification(view: PKIView, rows: list[Row]) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     files = certificate_files(view.pki)
     for row in rows:
         certificate = row_certificate(view.pki, row, files)

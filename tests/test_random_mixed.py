@@ -43,12 +43,13 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
+from pkitools import run_product
 from random_mixed_checks import (
     PKIView,
     certificate_public_bytes,
@@ -59,8 +60,6 @@ from random_mixed_checks import (
     public_bytes,
     read_rows,
 )
-
-from pkitools import run_product
 
 STEPS = int(os.environ.get("EASYRSA_PY_MIXED_STEPS", "10"))
 SEQUENCES = int(os.environ.get("EASYRSA_PY_MIXED_SEQUENCES", "1"))
@@ -196,7 +195,7 @@ def row_of(pki: Path, serial: str) -> Any:
 def renewable_names(sequence: Sequence) -> list[str]:
     """Return issued names that every tool renews: valid, with a request, not renewed."""
     pki = sequence.pki
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     names = []
     for name in names_in(pki, "issued"):
         row = row_of(pki, serial_in(pki, "issued", name))
@@ -300,7 +299,7 @@ def generate_crl(sequence: Sequence, _: str) -> None:
 
 def update_database(sequence: Sequence, _: str) -> None:
     sequence.run(sequence.pick_tool("update-db"), *sequence.ca_options(), "update-db")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for row in read_rows(sequence.pki):
         if row.status == "V" and row.expires <= now:
             sequence.fail(f"update-db left the ended row {row} valid")
