@@ -184,7 +184,13 @@ def _write_temporary(target: Path, data: bytes, mode: int | None) -> str:
         target_mode = 0o666 & ~current_umask()
 
     fault_point("write-temp-before", target)
-    fd, temp_name = _create_temporary(target)
+    try:
+        fd, temp_name = _create_temporary(target)
+    except OSError as error:
+        if error.errno is None:
+            raise
+        # Name the target: the temporary file's random name means nothing to the user.
+        raise OSError(error.errno, error.strerror, str(target)) from error
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -164,6 +164,22 @@ def inline_disabled(settings: Settings, console: Console) -> bool:
     return bool(settings.raw.get("EASYRSA_NO_INLINE"))
 
 
+def write_inline_after_issue(layout: PKILayout, settings: Settings, console: Console, name: str) -> None:
+    """Write the inline file of a certificate just issued, saying so if the write fails.
+
+    The certificate is already recorded by then, so the user must learn
+    that only the inline copy is missing and can be written again.
+    """
+    try:
+        write_inline(layout, settings, console, name)
+    except OSError as error:
+        console.warn(
+            f"The certificate for '{name}' was issued, but its inline file could not be written "
+            f"({error.strerror}). Run 'inline {name}' once the cause is fixed."
+        )
+        raise
+
+
 def write_inline(
     layout: PKILayout,
     settings: Settings,

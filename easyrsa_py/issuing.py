@@ -237,9 +237,9 @@ def _check_type(cert_type: str) -> None:
 def _after_signing(context: Context, name: str, cert_type: str, path: Path) -> None:
     # easy-rsa 3.2.7 writes no inline file for a sub-CA certificate.
     if cert_type != "ca":
-        from easyrsa_py.inline import write_inline
+        from easyrsa_py.inline import write_inline_after_issue
 
-        write_inline(context.layout, context.settings, context.console, name)
+        write_inline_after_issue(context.layout, context.settings, context.console, name)
     context.console.notice(f"Certificate created at:\n* {path}")
 
 
@@ -300,11 +300,12 @@ def build_full(context: Context, arguments: list[str], kind: str) -> int:
             )
     # build-*-full always copies the request's extensions, as in easy-rsa 3.2.7.
     options = replace(SigningOptions.from_settings(context.settings), copy_extensions=True)
-    key_path, request_path = create_request(context, name, nopass=nopass, text=False, batch_subject=True)
-    context.console.notice(
-        f"Wrote the private key and the certificate request:\n* req: {request_path}\n* key: {key_path}"
-    )
+    key_path, request_path = layout.private_key(name), layout.request(name)
     try:
+        create_request(context, name, nopass=nopass, text=False, batch_subject=True)
+        context.console.notice(
+            f"Wrote the private key and the certificate request:\n* req: {request_path}\n* key: {key_path}"
+        )
         signed = sign_request(
             layout,
             context.settings,
@@ -315,8 +316,8 @@ def build_full(context: Context, arguments: list[str], kind: str) -> int:
             local_request=True,
         )
     except BaseException:
-        # The key and request were made for this certificate only, so they
-        # go when the signing fails, as easy-rsa removes them.
+        # Neither file existed before this run (checked above), so a failed
+        # request write or signing removes both, as easy-rsa removes them.
         files.remove_if_present(request_path)
         files.remove_if_present(key_path)
         raise

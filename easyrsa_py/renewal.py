@@ -382,6 +382,25 @@ def confirm_renewal(console: Console, plan: RenewalPlan) -> None:
     )
 
 
+def _missing_folders(folder: Path, root: Path) -> list[Path]:
+    """List `folder` and its parents below `root` that do not exist yet, deepest first."""
+    missing = []
+    while folder != root and root in folder.parents and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Remove the folders a failed renewal created, so the PKI is left as it was."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            # Not empty or already gone: someone else uses it, so it stays.
+            return
+
+
 def apply_renewal(context: Context, plan: RenewalPlan) -> None:
     """Sign the new certificate, then record it, move the old one and delete its exports.
 
@@ -399,24 +418,26 @@ def apply_renewal(context: Context, plan: RenewalPlan) -> None:
         layout, context.settings, plan.request, plan.profile, options
     )
     _allow_shared_subjects(layout)
+    new_folders = _missing_folders(plan.renewed_path.parent, layout.root)
     files.make_dirs(plan.renewed_path.parent)
-    files.move_no_clobber(plan.certificate_path, plan.renewed_path)
     try:
+        files.move_no_clobber(plan.certificate_path, plan.renewed_path)
         signing.record_certificate(layout, plan.name, certificate, allocation, database, text=options.text)
     except BaseException:
-        if not plan.certificate_path.exists():
+        if not plan.certificate_path.exists() and plan.renewed_path.exists():
             files.move_no_clobber(plan.renewed_path, plan.certificate_path)
             context.console.warn(
                 f"Renewing '{plan.name}' failed, so its certificate was moved back to "
                 f"{plan.certificate_path}."
             )
+        _remove_empty_folders(new_folders)
         raise
     for path in plan.deletions:
         files.remove_if_present(path)
 
-    from easyrsa_py.inline import write_inline
+    from easyrsa_py.inline import write_inline_after_issue
 
-    write_inline(layout, context.settings, context.console, plan.name)
+    write_inline_after_issue(layout, context.settings, context.console, plan.name)
 
 
 def renewal_options(context: Context, plan: RenewalPlan) -> signing.SigningOptions:

@@ -161,7 +161,11 @@ def _reject_existing_keys(context: Context) -> None:
 def _write_new_file(path: Path, data: bytes) -> None:
     """Create `path` with mode 0600, raising FileExistsError if it appeared meanwhile."""
     temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    atomic_write(temporary, data, mode=0o600)
+    try:
+        atomic_write(temporary, data, mode=0o600)
+    except OSError as error:
+        # Name the key file the user asked for, not the hidden temporary one.
+        raise OSError(error.errno, error.strerror, str(path)) from error
     try:
         move_no_clobber(temporary, path)
     finally:
