@@ -5,9 +5,9 @@ a message naming the file, serial or tool that broke the rule:
 
 - index.txt: six fields a row, unique serials, no ``lock.file`` left.
 - readers: easyrsa_py ``show-revoke --json`` lists exactly the R rows with
-  their reasons; the real script's ``show-revoke`` (on a copy) exits 0 and
-  names each R serial; ``openssl ca -updatedb`` (on a copy, with a minimal
-  config) exits 0.
+  their reasons. The real script's ``show-revoke``, run on a copy, exits 0
+  and names each R serial. ``openssl ca -updatedb``, run on a copy with a
+  minimal config, exits 0.
 - files: each certificate in ``issued/``, ``expired/`` and
   ``renewed/issued/`` has a V or E row with its serial, each R row has
   ``revoked/certs_by_serial/SERIAL.crt`` and nothing else holds that
@@ -67,7 +67,7 @@ class Row:
 
 @dataclass
 class PKIView:
-    """The PKI under test and what the test knows about it beyond the files."""
+    """The PKI under test and the state the test tracks beyond the files."""
 
     pki: Path
     version: str
@@ -146,6 +146,12 @@ def check_reference_reads(view: PKIView, rows: list[Row], scratch: Path) -> None
     finally:
         shutil.rmtree(copy)
     output = result.stdout + result.stderr
+    if view.version == "3.1.0" and any(row.status == "E" for row in rows):
+        # easy-rsa 3.1.0's show-* reports stop at the E rows that its own
+        # update-db (openssl ca -updatedb) writes.
+        assert result.returncode != 0, output
+        assert "Unexpected status: E" in output, output
+        return
     assert result.returncode == 0, f"easy-rsa {view.version} show-revoke failed:\n{output}"
     for row in rows:
         if row.status == "R":
@@ -242,7 +248,21 @@ def check_keys(view: PKIView) -> None:
 # --- CRL and verification -------------------------------------------------------
 
 
+# The reason words of index.txt, as OpenSSL writes them, for each CRL reason.
+INDEX_REASONS = {
+    x509.ReasonFlags.unspecified: "unspecified",
+    x509.ReasonFlags.key_compromise: "keyCompromise",
+    x509.ReasonFlags.ca_compromise: "CACompromise",
+    x509.ReasonFlags.affiliation_changed: "affiliationChanged",
+    x509.ReasonFlags.superseded: "superseded",
+    x509.ReasonFlags.cessation_of_operation: "cessationOfOperation",
+    x509.ReasonFlags.certificate_hold: "certificateHold",
+    x509.ReasonFlags.remove_from_crl: "removeFromCRL",
+}
+
+
 def crl_reasons(pki: Path) -> dict[str, str | None]:
+    """Map each serial in crl.pem to its reason, as index.txt words it."""
     crl = x509.load_pem_x509_crl((pki / "crl.pem").read_bytes())
     reasons: dict[str, str | None] = {}
     for entry in crl:
@@ -250,7 +270,7 @@ def crl_reasons(pki: Path) -> dict[str, str | None]:
         serial = "0" + text if len(text) % 2 else text
         try:
             reason = entry.extensions.get_extension_for_class(x509.CRLReason)
-            reasons[serial] = reason.value.reason.value
+            reasons[serial] = INDEX_REASONS[reason.value.reason]
         except x509.ExtensionNotFound:
             reasons[serial] = None
     return reasons
@@ -262,7 +282,13 @@ def check_crl(view: PKIView, rows: list[Row]) -> None:
     if not view.crl_fresh:
         return
     expected = {row.serial: row.reason for row in rows if row.status == "R"}
-    assert crl_reasons(view.pki) == expected, "crl.pem does not list exactly the R rows"
+    listed = crl_reasons(view.pki)
+    differences = {
+        serial: (expected.get(serial, "no R row"), listed.get(serial, "not in the CRL"))
+        for serial in expected.keys() | listed.keys()
+        if expected.get(serial, "no R row") != listed.get(serial, "not in the CRL")
+    }
+    assert not differences, f"crl.pem and the R rows differ (serial: row, CRL): {differences}"
     if view.der_fresh and (view.pki / "crl.der").exists():
         assert crl_der_matches_pem(view.pki), "crl.der differs from crl.pem"
 
