@@ -241,10 +241,22 @@ def load_request(path: Path) -> x509.CertificateSigningRequest:
     return parse_request(data, path)
 
 
+def _check_request_framing(data: bytes, path: Path) -> None:
+    """Name a cut-short or garbled PEM block, which cryptography reports only as malformed framing."""
+    from easyrsa_py.certificate import pem_blocks
+
+    try:
+        pem_blocks(data, "CERTIFICATE REQUEST")
+        pem_blocks(data, "NEW CERTIFICATE REQUEST")
+    except ValueError as error:
+        raise FileFormatError(path, None, f"not a valid PEM certificate request ({error}).") from None
+
+
 def parse_request(data: bytes, path: Path) -> x509.CertificateSigningRequest:
     """Parse PEM request bytes read from `path` and check the signature."""
     if b"-----BEGIN CERTIFICATE REQUEST-----" not in data and b"-----BEGIN NEW CERTIFICATE REQUEST-----" not in data:
         raise FileFormatError(path, None, "not a PEM certificate request (no 'BEGIN CERTIFICATE REQUEST' line).")
+    _check_request_framing(data, path)
     try:
         request = x509.load_pem_x509_csr(data)
         request.subject  # noqa: B018 - parse the subject now, so errors name the file

@@ -123,7 +123,17 @@ def resolve_target(path: Path) -> Path:
     `cp -p` and OpenSSL write through a link to its target, so replacing
     crl.pem that links elsewhere updates the file the link names. Raises
     NotARegularFile when that target exists but is not a regular file.
+    A link whose target does not exist raises EasyRSAError: easy-rsa 3.2.7
+    would create the target, so a planted issued/NAME.crt or
+    private/NAME.key link could place a new file anywhere.
     """
+    if path.is_symlink() and not os.path.exists(path):
+        from easyrsa_py.errors import EasyRSAError
+
+        raise EasyRSAError(
+            f"{path} is a symbolic link to {os.readlink(path)}, which does not exist, so nothing "
+            "was written through it. Remove the link, or create the file it points to first."
+        )
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     if target.exists() and not target.is_file():
         raise NotARegularFile(errno.EISDIR if target.is_dir() else errno.EINVAL, "not a regular file", str(target))

@@ -120,9 +120,16 @@ def create_request(
         request_data = request_text(request).encode("utf-8") + request_data
     key_path = layout.private_key(name)
     request_path = layout.request(name)
+    key_existed = key_path.exists() or key_path.is_symlink()
     keys.write_private_key(key_path, keys.private_key_pem(key, passphrase))
-    files.make_dirs(request_path.parent)
-    files.atomic_write(request_path, request_data)
+    try:
+        files.make_dirs(request_path.parent)
+        files.atomic_write(request_path, request_data)
+    except BaseException:
+        # A new key without its request is of no use; a replaced key is already gone.
+        if not key_existed:
+            files.remove_if_present(key_path)
+        raise
     return key_path, request_path
 
 
@@ -294,7 +301,8 @@ def build_full(context: Context, arguments: list[str], kind: str) -> int:
         ("private key", layout.private_key(name)),
         ("certificate", layout.issued_cert(name)),
     ):
-        if path.exists():
+        # A dangling link counts too: the cleanup below would delete it.
+        if path.exists() or path.is_symlink():
             raise FileConflict(
                 path, f"The {label} {path} already exists. Choose another name for {context.command_name}."
             )
