@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     )
 
     from easyrsa_py.commands import Context
+    from easyrsa_py.pki import PKILayout
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +283,17 @@ def import_req(context: Context, arguments: list[str]) -> int:
 # -- build-*-full -------------------------------------------------------------
 
 
+def _interrupted_hint(layout: PKILayout, name: str, kind: str) -> str:
+    """Explain a key and request without a certificate, which a killed build-*-full leaves."""
+    key, request = layout.private_key(name), layout.request(name)
+    if layout.issued_cert(name).exists() or not (key.is_file() and request.is_file()):
+        return ""
+    return (
+        f" If an earlier run was interrupted before signing, sign the request with "
+        f"'sign-req {kind} {name}', or delete {request} and {key} to start again."
+    )
+
+
 def build_full(context: Context, arguments: list[str], kind: str) -> int:
     """Make a key and request for NAME and sign them as `kind` (`build-KIND-full NAME [nopass]`)."""
     from easyrsa_py.signing import SigningOptions, sign_request
@@ -304,7 +316,9 @@ def build_full(context: Context, arguments: list[str], kind: str) -> int:
         # A dangling link counts too: the cleanup below would delete it.
         if path.exists() or path.is_symlink():
             raise FileConflict(
-                path, f"The {label} {path} already exists. Choose another name for {context.command_name}."
+                path,
+                f"The {label} {path} already exists. Choose another name for {context.command_name}."
+                + _interrupted_hint(layout, name, kind),
             )
     # build-*-full always copies the request's extensions, as in easy-rsa 3.2.7.
     options = replace(SigningOptions.from_settings(context.settings), copy_extensions=True)

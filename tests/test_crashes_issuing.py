@@ -462,3 +462,21 @@ def test_read_only_pki_unchanged(read_only_pki: Path, arguments: tuple[str, ...]
     assert "child failed" not in result.stderr
     assert ".tmp" not in result.stderr, "the error names a temporary file"
     assert pki_state(read_only_pki) == before
+
+
+def test_killed_build_full_says_how_to_finish(pki_copy) -> None:
+    # The first two renames write the key and the request; signing comes after.
+    pki = pki_copy("v3.2.7-ed25519")
+    arguments = [*ED25519, "build-client-full", "zed", "nopass"]
+    killed = run_forked(pki, arguments, "write-rename-after:2:kill")
+    assert killed.returncode == KILLED
+    (pki / LOCK).unlink()
+
+    result = run_forked(pki, arguments)
+
+    assert result.returncode == 1
+    assert "interrupted before signing" in result.stderr
+    assert "'sign-req client zed'" in result.stderr
+    finished = run_forked(pki, ["--batch", "sign-req", "client", "zed"])
+    assert finished.returncode == 0, finished.stderr
+    assert (pki / "issued" / "zed.crt").is_file()
