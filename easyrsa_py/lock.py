@@ -72,10 +72,18 @@ def _read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def describe_holder(path: Path) -> LockHeld:
-    """Build the error for a lock file that already exists."""
+def describe_holder(path: Path, rereads: int = 3) -> LockHeld:
+    """Build the error for a lock file that already exists.
+
+    A PID found dead is read again, because the lock may have passed from
+    that process to another one meanwhile. The error then describes the new
+    holder, and `rereads` bounds how often that happens.
+    """
     pid = _read_pid(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
+        detail = "its holder released it while this command checked it"
+        advice = "Retry the command."
+    elif not path.is_file():
         detail = "it is not a regular file"
         advice = "Remove it if no easyrsa or easyrsa-py command is running, then retry."
     elif pid is None:
@@ -84,6 +92,8 @@ def describe_holder(path: Path) -> LockHeld:
     elif _process_exists(pid):
         detail = f"process {pid} holds it and is still running"
         advice = "Wait for that command to finish, then retry."
+    elif rereads > 0 and _read_pid(path) != pid:
+        return describe_holder(path, rereads - 1)
     else:
         detail = f"it is stale: process {pid} is no longer running"
         advice = (
@@ -112,7 +122,10 @@ def _waiting_can_help(error: LockHeld) -> bool:
         return True  # released since the attempt; the next one may succeed
     if not error.path.is_file():
         return False
-    return error.pid is None or _process_exists(error.pid)
+    pid = _read_pid(error.path)
+    if pid != error.pid:
+        return True  # the lock changed hands since the attempt
+    return pid is None or _process_exists(pid)
 
 
 class PKILock:

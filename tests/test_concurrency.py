@@ -70,8 +70,10 @@ from pkitools import (
 )
 from reference import reference_env
 
-from easyrsa_py.errors import EXIT_LOCK
+from easyrsa_py import lock
+from easyrsa_py.errors import EXIT_LOCK, LockHeld
 from easyrsa_py.index import format_openssl_time
+from easyrsa_py.lock import PKILock
 
 RUNS = int(os.environ.get("EASYRSA_PY_CONCURRENCY_RUNS", "2"))
 # Long enough that no waiting process runs out of time on a loaded machine.
@@ -113,7 +115,11 @@ REFERENCE_BUILD_NAMES = ("real-new-1", "real-new-2")
 # openssl's index.txt.new, serial.new and index.txt.attr.new.
 LEFTOVER_PATTERNS = ("*.tmp", "*.new", "easy-rsa-*", "[0-9a-f]" * 8)
 LOCK_MESSAGE = "Error: The PKI is locked: "
-HELD_DETAILS = ("holds it and is still running", "it does not contain a process ID")
+HELD_DETAILS = (
+    "holds it and is still running",
+    "it does not contain a process ID",
+    "its holder released it while this command checked it",
+)
 # 3.2.7 prints READ when the holder removed the file before the rejected
 # process could read it.
 REFERENCE_LOCK_MESSAGES = ("Failed to REMOVE lock-file!", "Failed to READ lock-file!")
@@ -397,8 +403,8 @@ def check_exit_codes(outcomes: list[Outcome], wait: bool) -> None:
 def assert_clear_lock_message(outcome: Outcome) -> None:
     assert outcome.stderr.lstrip().startswith(LOCK_MESSAGE), outcome.describe()
     assert "lock.file exists" in outcome.stderr, outcome.describe()
-    # No process of a burst dies, so every rejection must name a live holder
-    # (or one that has created the file and not yet written its PID).
+    # No process of a burst dies, so every rejection must name a live holder,
+    # a holder that has not yet written its PID, or one that just released it.
     assert any(detail in outcome.stderr for detail in HELD_DETAILS), outcome.describe()
     assert "Traceback" not in outcome.stderr, outcome.describe()
 
@@ -742,3 +748,71 @@ def test_burst_beside_reference(template, tmp_path, reference_for, run, wait):
     if wait:
         product_outcomes = [o for o in burst.outcomes if o.operation.tool == PRODUCT]
         assert all(outcome.finished for outcome in product_outcomes)
+
+
+# --- the lock passing from one process to the next ---------------------------
+#
+# These races are too narrow for a burst to hit reliably, so each test
+# replays one: the previous holder exits and the next one takes the lock
+# between two reads of lock.file by the process that was rejected.
+
+
+def dead_pid() -> int:
+    """Return the PID of a process that has exited and been reaped."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_stale_message_rereads_new_holder(tmp_path, monkeypatch):
+    lock_file = tmp_path / "lock.file"
+    previous, current = dead_pid(), os.getppid()
+    lock_file.write_text(f"{previous}\n")
+    real_process_exists = lock._process_exists
+
+    def hand_over(pid: int) -> bool:
+        if pid == previous:
+            lock_file.write_text(f"{current}\n")
+        return real_process_exists(pid)
+
+    monkeypatch.setattr(lock, "_process_exists", hand_over)
+    error = lock.describe_holder(lock_file)
+    assert "it is stale" not in str(error)
+    assert f"process {current} holds it and is still running" in str(error)
+    assert error.pid == current
+
+
+def test_released_lock_not_called_irregular(tmp_path, monkeypatch):
+    lock_file = tmp_path / "lock.file"
+    lock_file.write_text(f"{os.getppid()}\n")
+    real_read_pid = lock._read_pid
+
+    def release_then_read(path: Path) -> int | None:
+        path.unlink()
+        return real_read_pid(path)
+
+    monkeypatch.setattr(lock, "_read_pid", release_then_read)
+    error = lock.describe_holder(lock_file)
+    assert "not a regular file" not in str(error)
+    assert "released it while this command checked it" in str(error)
+
+
+def test_wait_lock_survives_handover(tmp_path, monkeypatch):
+    """--wait-lock keeps waiting when the holder it read has exited meanwhile."""
+    lock_file = tmp_path / "lock.file"
+    lock_file.write_text(f"{os.getppid()}\n")
+    previous = dead_pid()
+    real_describe = lock.describe_holder
+    calls = Counter[str]()
+
+    def describe_previous_holder(path: Path, rereads: int = 3) -> LockHeld:
+        calls["describe"] += 1
+        if calls["describe"] == 1:
+            return LockHeld(path, "read before the handover", pid=previous)
+        lock_file.unlink()
+        return real_describe(path, rereads)
+
+    monkeypatch.setattr(lock, "describe_holder", describe_previous_holder)
+    with PKILock(tmp_path, wait_seconds=WAIT_SECONDS):
+        assert lock_file.read_text() == f"{os.getpid()}\n"
+    assert calls["describe"] >= 2
