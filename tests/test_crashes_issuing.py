@@ -71,8 +71,6 @@ TEMP_FILE = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{12}\.tmp")
 # temporary file to remove as well.
 WRITE_POINTS = ("write-temp-after", "mkdir-before")
 ED25519 = ("--batch", "--use-algo=ed", "--curve=ed25519")
-# Exact "next run" outcomes are listed in the report of each case.
-FOUND_KINDS = ("before", "after", "partial")
 
 
 @dataclass(frozen=True)
@@ -283,7 +281,7 @@ def check_nothing_half_written(pki: Path, outcomes: Outcomes, label: str) -> Non
                 text = f"{certificate.serial_number:X}"
                 assert text.zfill(len(text) + len(text) % 2) in serials, f"{label}: {path} has no row"
     for name, content in backup_files(pki).items():
-        # serial.old holds the serial just used, not a copy of the old serial file.
+        # serial.old contains the serial just used, not a copy of the old serial file.
         if name.startswith("index.txt") and name.endswith(".old") and content is not None:
             allowed = (outcomes.backups_before.get(name), outcomes.backups_before.get(name.removesuffix(".old")))
             assert content in allowed, f"{label}: {name} is neither its old content nor a copy of its base"
