@@ -9,9 +9,9 @@ a message naming the file, serial or tool that broke the rule:
   and names each R serial. ``openssl ca -updatedb``, run on a copy with a
   minimal config, exits 0.
 - files: each certificate in ``issued/``, ``expired/`` and
-  ``renewed/issued/`` has a V or E row with its serial, each R row has
-  ``revoked/certs_by_serial/SERIAL.crt`` and nothing else holds that
-  serial, each V or E row has exactly one certificate file, and
+  ``renewed/issued/`` has a V or E row with its serial. Each R row has
+  ``revoked/certs_by_serial/SERIAL.crt`` and no other file with that
+  serial. Each V or E row has exactly one certificate file, and each
   ``certs_by_serial/SERIAL.pem`` has a row.
 - keys: ``private/NAME.key`` matches ``issued/NAME.crt`` when the test
   knows the key's passphrase.
