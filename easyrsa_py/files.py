@@ -123,9 +123,10 @@ def resolve_target(path: Path) -> Path:
     `cp -p` and OpenSSL write through a link to its target, so replacing
     crl.pem that links elsewhere updates the file the link names. Raises
     NotARegularFile when that target exists but is not a regular file.
-    A link whose target does not exist raises EasyRSAError: easy-rsa 3.2.7
+    A link whose target does not exist raises EasyRSAError. Following it
     would create the target, so a planted issued/NAME.crt or
-    private/NAME.key link could place a new file anywhere.
+    private/NAME.key link could place a new key anywhere. easy-rsa 3.2.7's
+    build-*-full moves its new files over such a link, replacing it.
     """
     if path.is_symlink() and not os.path.exists(path):
         from easyrsa_py.errors import EasyRSAError

@@ -12,6 +12,7 @@ Symbolic links: a write goes through a link whose target exists, as
 elsewhere keeps that layout. A link whose target does not exist is
 rejected, because following it would create a file (a new private key,
 for example) wherever the link points, and the user would not know.
+easy-rsa 3.2.7's build-*-full replaces such a link with a new file.
 """
 
 from __future__ import annotations
