@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from cryptography import x509
@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives import serialization
 from pkitools import run_product
 from random_mixed_checks import (
     PKIView,
+    Row,
     certificate_public_bytes,
     certificate_serial,
     check_pki,
@@ -156,7 +157,7 @@ class Sequence:
             self.fail(f"exit code {result.returncode}\n{result.stdout}\n{result.stderr}")
         return result
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         steps = "\n".join(f"  {n}. {line}" for n, line in enumerate(self.history, 1))
         replay = (
             f"EASYRSA_PY_MIXED_SEED={self.seed} EASYRSA_PY_MIXED_SEQUENCES=1 "
@@ -188,7 +189,7 @@ def serial_in(pki: Path, folder: str, name: str) -> str:
     return certificate_serial(load_certificate(pki / folder / f"{name}.crt"))
 
 
-def row_of(pki: Path, serial: str) -> Any:
+def row_of(pki: Path, serial: str) -> Row:
     matches = [row for row in read_rows(pki) if row.serial == serial]
     assert len(matches) == 1, f"serial {serial} has {len(matches)} rows"
     return matches[0]
