@@ -72,6 +72,24 @@ def _read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
+_MISSING, _REGULAR, _OTHER = "missing", "regular file", "other"
+
+
+def _file_kind(path: Path) -> str:
+    """Return _MISSING, _REGULAR or _OTHER for the lock path, following a symbolic link.
+
+    One lstat call decides, so a lock released between two checks is never
+    taken for a file of another kind.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return _MISSING
+    if stat.S_ISLNK(info.st_mode):
+        return _REGULAR if path.is_file() else _OTHER
+    return _REGULAR if stat.S_ISREG(info.st_mode) else _OTHER
+
+
 def describe_holder(path: Path, rereads: int = 3) -> LockHeld:
     """Build the error for a lock file that already exists.
 
@@ -80,10 +98,11 @@ def describe_holder(path: Path, rereads: int = 3) -> LockHeld:
     holder, and `rereads` bounds how often that happens.
     """
     pid = _read_pid(path)
-    if not os.path.lexists(path):
+    kind = _file_kind(path)
+    if kind == _MISSING:
         detail = "its holder released it while this command checked it"
         advice = "Retry the command."
-    elif not path.is_file():
+    elif kind == _OTHER:
         detail = "it is not a regular file"
         advice = "Remove it if no easyrsa or easyrsa-py command is running, then retry."
     elif pid is None:
@@ -118,9 +137,10 @@ def _waiting_can_help(error: LockHeld) -> bool:
     without a PID may belong to a process that has created it and is about
     to write its PID, as both easyrsa_py and easy-rsa do in two steps.
     """
-    if not os.path.lexists(error.path):
+    kind = _file_kind(error.path)
+    if kind == _MISSING:
         return True  # released since the attempt; the next one may succeed
-    if not error.path.is_file():
+    if kind == _OTHER:
         return False
     pid = _read_pid(error.path)
     if pid != error.pid:

@@ -816,3 +816,34 @@ def test_wait_lock_survives_handover(tmp_path, monkeypatch):
     with PKILock(tmp_path, wait_seconds=WAIT_SECONDS):
         assert lock_file.read_text() == f"{os.getpid()}\n"
     assert calls["describe"] >= 2
+
+
+def test_wait_lock_survives_release_during_check(tmp_path, monkeypatch):
+    """--wait-lock keeps waiting when the lock file goes while its type is checked.
+
+    Before the fix, the error's description checked the file's type once
+    and --wait-lock's decision a second time, so the file goes just before
+    that second check.
+    """
+    lock_file = tmp_path / "lock.file"
+    lock_file.write_text(f"{os.getppid()}\n")
+    real_is_file = Path.is_file
+    checks = Counter[str]()
+
+    def release_then_check(path: Path) -> bool:
+        if path == lock_file:
+            checks["lock"] += 1
+            if checks["lock"] == 2:
+                lock_file.unlink()
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", release_then_check)
+    # The holder releases the lock in any case, so a lock module that never
+    # makes that second check still gets the lock.
+    timer = threading.Timer(0.3, lock_file.unlink, kwargs={"missing_ok": True})
+    timer.start()
+    try:
+        with PKILock(tmp_path, wait_seconds=WAIT_SECONDS):
+            assert lock_file.read_text() == f"{os.getpid()}\n"
+    finally:
+        timer.join()
