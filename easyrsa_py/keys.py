@@ -10,10 +10,8 @@ cipher, which is 3DES under OpenSSL 3.0; easyrsa_py never writes 3DES.
 from __future__ import annotations
 
 import errno
-import getpass
 import os
 import stat
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,12 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from easyrsa_py.errors import EasyRSAError, FileFormatError, PassphraseError, UsageError
 from easyrsa_py.files import atomic_write
-from easyrsa_py.passphrase import (
-    _has_terminal,
-    prompt_passphrase,
-    read_line_unbuffered,
-    read_passphrase,
-)
+from easyrsa_py.passphrase import prompt_passphrase, read_hidden_line, read_passphrase
 from easyrsa_py.pki import _parse_key, raise_if_unknown_cipher
 
 if TYPE_CHECKING:
@@ -276,17 +269,7 @@ def _ask(prompt: str, what: str) -> bytes:
     missing = PassphraseError(
         f"No passphrase was given for {what}. Use --passout (pass:, env:, file:, fd: or stdin), or --nopass."
     )
-    if _has_terminal():
-        try:
-            return getpass.getpass(prompt).encode()
-        except EOFError:
-            raise missing from None
-    sys.stderr.write(prompt)
-    sys.stderr.flush()
-    line = read_line_unbuffered(sys.stdin.fileno())
-    sys.stderr.write("\n")
-    if line is None:
-        raise missing
+    line = read_hidden_line(prompt, missing)
     return line[:-1] if line.endswith(b"\r") else line
 
 

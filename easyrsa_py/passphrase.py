@@ -111,10 +111,18 @@ def prompt_passphrase(key_path: Path) -> bytes:
     Like OpenSSL, this asks on the terminal without echo, and reads a line
     from standard input when the process has no terminal.
     """
-    prompt = f"Enter pass phrase for {key_path}:"
     missing = PassphraseError(
         f"No passphrase was given for {key_path}. Use --passin (env:, file:, fd: or stdin) to supply one."
     )
+    return _first_line(read_hidden_line(f"Enter pass phrase for {key_path}:", missing))
+
+
+def read_hidden_line(prompt: str, missing: PassphraseError) -> bytes:
+    """Read one line after `prompt`: without echo on the terminal, else from stdin.
+
+    This is how OpenSSL reads passphrases. Without a terminal the prompt
+    still goes to stderr, for expect scripts. End of input raises `missing`.
+    """
     if _has_terminal():
         try:
             return getpass.getpass(prompt).encode()
@@ -126,4 +134,4 @@ def prompt_passphrase(key_path: Path) -> bytes:
     sys.stderr.write("\n")
     if line is None:
         raise missing
-    return _first_line(line)
+    return line

@@ -11,7 +11,6 @@ commands reject the input instead.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import logging
 import sys
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from easyrsa_py.errors import (
     UsageError,
 )
 from easyrsa_py.files import atomic_write, atomic_write_all, make_dirs
-from easyrsa_py.passphrase import read_line_unbuffered, read_passphrase
+from easyrsa_py.passphrase import read_hidden_line, read_passphrase
 from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
 from easyrsa_py.pkiinit import PKIConflict, init_pki
 from easyrsa_py.signing import signature_hash
@@ -273,22 +272,7 @@ def _read_hidden(prompt: str) -> bytes:
     missing = PassphraseError(
         "No CA passphrase was given. Use --passout, or 'nopass' for a key without one."
     )
-    try:
-        with open("/dev/tty", "rb"):
-            has_terminal = True
-    except OSError:
-        has_terminal = False
-    if has_terminal:
-        try:
-            return getpass.getpass("\n" + prompt).encode()
-        except EOFError:
-            raise missing from None
-    sys.stderr.write("\n" + prompt)
-    sys.stderr.flush()
-    line = read_line_unbuffered(sys.stdin.fileno())
-    sys.stderr.write("\n")
-    if line is None:
-        raise missing
+    line = read_hidden_line("\n" + prompt, missing)
     return line[:-1] if line.endswith(b"\r") else line
 
 

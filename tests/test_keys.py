@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import stat
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from easyrsa_py import keys
+from easyrsa_py import keys, passphrase
 from easyrsa_py.console import Console
 from easyrsa_py.errors import FileFormatError, PassphraseError, UsageError
 from easyrsa_py.settings import Settings, build_settings
@@ -203,8 +204,8 @@ def feed_prompts(monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> list[st
         shown.append(prompt)
         return next(replies)
 
-    monkeypatch.setattr(keys, "_has_terminal", lambda: True)
-    monkeypatch.setattr(keys.getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(passphrase, "_has_terminal", lambda: True)
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
     return shown
 
 
