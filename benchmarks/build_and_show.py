@@ -21,11 +21,9 @@ row, so they take minutes on 10,000 rows, and their runs are few (default
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,8 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from measure import RunFailed
-from reference import ReferenceNotFound
-from run import Workload, format_row, measure_workload, timing_result
+from run import Workload, format_row, measure_workload, run_and_report, timing_result
 from tools import (
     REFERENCE_VERSION,
     Tool,
@@ -331,19 +328,7 @@ def run_benchmarks(arguments: argparse.Namespace, work_dir: Path) -> dict[str, A
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-
-    with tempfile.TemporaryDirectory(prefix="easyrsa-bench-") as temp:
-        try:
-            report = run_benchmarks(arguments, Path(temp))
-        except (RunFailed, ReferenceNotFound) as error:
-            logger.error("Benchmark stopped: %s", error)
-            return 1
-
-    if arguments.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_report(report))
-    return 0
+    return run_and_report(arguments, run_benchmarks, format_report)
 
 
 if __name__ == "__main__":

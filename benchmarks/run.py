@@ -424,13 +424,15 @@ def run_benchmarks(arguments: argparse.Namespace, work_dir: Path) -> dict[str, A
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-
+def run_and_report(
+    arguments: argparse.Namespace,
+    run: Callable[[argparse.Namespace, Path], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+) -> int:
+    """Run the benchmarks in a scratch folder and print the report, as text or JSON."""
     with tempfile.TemporaryDirectory(prefix="easyrsa-bench-") as temp:
         try:
-            report = run_benchmarks(arguments, Path(temp))
+            report = run(arguments, Path(temp))
         except (RunFailed, ReferenceNotFound) as error:
             logger.error("Benchmark stopped: %s", error)
             return 1
@@ -438,8 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.json:
         print(json.dumps(report, indent=2))
     else:
-        print(format_report(report))
+        print(render(report))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    return run_and_report(arguments, run_benchmarks, format_report)
 
 
 if __name__ == "__main__":
