@@ -626,7 +626,7 @@ NOT_YET_IMPLEMENTED = frozenset({
 
 
 # The overview lists the commands in the order of an operator's work, each
-# with a few words; `help COMMAND` says the rest.
+# with a few words. `help COMMAND` prints the details.
 _OVERVIEW_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Set up a PKI", (
         ("init-pki", "create an empty PKI (clean-all: the same)"),

@@ -93,7 +93,7 @@ def attribute_text(dotted: str, tag: int, value: bytes) -> str:
     """
     long_name = _LONG_NAMES.get(dotted) or _MORE_LONG_NAMES.get(dotted) or SHORT_NAMES.get(dotted)
     if long_name is None:
-        # OpenSSL pads only names it knows. An unknown type shows its dotted OID.
+        # OpenSSL pads only the names in its table. An unknown type shows its dotted OID.
         return f"{dotted} = {_decode(tag, value)}"
     return f"{long_name:<25} = {_decode(tag, value)}"
 

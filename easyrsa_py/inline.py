@@ -492,12 +492,12 @@ def write_peer_fingerprint_inline(
             "<peer-fingerprint>\n</peer-fingerprint>\n"
         ).encode()
     # As easy-rsa does with sed, drop every line with the closing tag and add it back last.
-    kept = [line for line in previous.splitlines(keepends=True) if b"</peer-fingerprint>" not in line]
+    open_lines = [line for line in previous.splitlines(keepends=True) if b"</peer-fingerprint>" not in line]
     entry = f"# commonName: {summary.common_name}\n{summary.fingerprint}\n</peer-fingerprint>\n"
     files.atomic_write_all(
         [
             (path.with_name(path.name + ".old"), previous, None),
-            (path, b"".join(kept) + entry.encode(), None),
+            (path, b"".join(open_lines) + entry.encode(), None),
         ]
     )
     console.notice(f"Added '{name}' to the {summary.certificate_type} peer-fingerprint list:\n* {path}")

@@ -207,7 +207,7 @@ def sign_req(context: Context, arguments: list[str]) -> int:
     if cert_type not in _KNOWN_TYPES:
         from easyrsa_py import profiles
 
-        # An unknown type fails here, before the warning says it is used.
+        # An unknown type raises here, before the warning that it is used.
         settings = context.settings
         profiles.load_profile(
             cert_type, profiles.search_folders(settings.pki_dir, settings.easyrsa_dir, settings.raw)

@@ -10,8 +10,8 @@ easyrsa_py on one PKI is not safe.
 A lock left by a process that died (a crash, SIGKILL, a power cut) is
 reported as stale and never deleted automatically: the PID in it may have
 been reused, and only the operator can tell that no easy-rsa command still
-runs. easy-rsa 3.2.7 does the same in batch mode (exit 17) and otherwise
-asks twice before deleting the file, then stops without running the
+runs. easy-rsa 3.2.7 does the same in batch mode (exit 17). Otherwise it
+prompts twice before deleting the file, then stops without running the
 command.
 """
 
@@ -149,11 +149,11 @@ def _waiting_can_help(error: LockHeld) -> bool:
 
 
 class PKILock:
-    """Context manager that holds `pki/lock.file` for the duration of a command.
+    """Context manager that takes `pki/lock.file` for the duration of a command.
 
-    With `wait_seconds`, a lock held by a running process is retried every
-    0.1 seconds until it is free or the time is up; a stale lock fails at
-    once, since waiting cannot release it.
+    With `wait_seconds`, a lock taken by a running process is retried every
+    0.1 seconds until it is free or the time is up. A stale lock fails at
+    once, because waiting cannot release it.
     """
 
     def __init__(self, pki_dir: Path, wait_seconds: float = 0) -> None:

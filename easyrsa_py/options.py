@@ -119,9 +119,9 @@ def _check_number(spelling: str, value: str, zero_allowed: bool) -> None:
     if value == "0" and zero_allowed:
         return
     if not value.isdigit() or not value.isascii() or value.startswith("0"):
-        wanted = "a whole number" if zero_allowed else "a whole number of 1 or more"
+        expected = "a whole number" if zero_allowed else "a whole number of 1 or more"
         raise UsageError(
-            f"Invalid value for {spelling}: expected {wanted} without leading zeros, got '{value}'."
+            f"Invalid value for {spelling}: expected {expected} without leading zeros, got '{value}'."
         )
 
 

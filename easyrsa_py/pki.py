@@ -197,7 +197,7 @@ _UNKNOWN_CIPHER_MESSAGES = ("Unknown key encryption algorithm", "Key encrypted w
 
 
 def raise_if_unknown_cipher(path: Path, error: Exception) -> None:
-    """Raise FileFormatError when `error` says the key's cipher is unsupported, not the passphrase wrong."""
+    """Raise FileFormatError when `error` reports an unsupported key cipher rather than a wrong passphrase."""
     if str(error).startswith(_UNKNOWN_CIPHER_MESSAGES):
         raise FileFormatError(
             path,

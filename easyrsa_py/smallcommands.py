@@ -218,8 +218,8 @@ def renewable_names(index: Path, window: str | None, names: list[str], now: date
     """Return the commonName of each valid certificate that ends within the renewal window.
 
     This is easy-rsa 3.1's `renewable`. With names, only rows whose
-    commonName is one of them count; easy-rsa 3.1 matches them as a regular
-    expression, so 'bob' also finds 'bobby', and cuts the printed name at
+    commonName is one of them count. easy-rsa 3.1 matches them as a regular
+    expression, so 'bob' also finds 'bobby'. It also cuts the printed name at
     the first character outside letters, digits, '-' and '.'.
     """
     from easyrsa_py.status import common_name

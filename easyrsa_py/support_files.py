@@ -373,7 +373,7 @@ def legacy_files(root: Path) -> list[tuple[Path, str]]:
 def write_legacy(context: Context, overwrite: bool) -> int:
     """Write every support file into the PKI: missing ones only, or all with `overwrite`.
 
-    As in easy-rsa 3.2.7, legacy-hard asks for confirmation unless --batch.
+    As in easy-rsa 3.2.7, legacy-hard prompts for confirmation unless --batch.
     The PKI lock is held while the files are written.
     """
     from easyrsa_py.lock import PKILock
@@ -389,12 +389,12 @@ def write_legacy(context: Context, overwrite: bool) -> int:
             + _listing([path for path, _ in files]),
         )
     if context.settings.no_lockfile:
-        written, kept = _write_missing(layout.root, files, overwrite)
+        written, existing = _write_missing(layout.root, files, overwrite)
     else:
         with PKILock(layout.root):
-            written, kept = _write_missing(layout.root, files, overwrite)
-    if kept:
-        context.console.warn("Kept these existing files:\n" + _listing(kept))
+            written, existing = _write_missing(layout.root, files, overwrite)
+    if existing:
+        context.console.warn("Kept these existing files:\n" + _listing(existing))
     context.console.notice("Wrote these files:\n" + (_listing(written) if written else "(none)"))
     return 0
 
@@ -404,13 +404,13 @@ def _listing(paths: list[Path]) -> str:
 
 
 def _write_missing(root: Path, files: list[tuple[Path, str]], overwrite: bool) -> tuple[list[Path], list[Path]]:
-    """Write each file that is missing, or every file with `overwrite`; return those written and kept."""
-    written, kept = [], []
+    """Write each file that is missing, or every file with `overwrite`; return those written and those left in place."""
+    written, existing = [], []
     make_dirs(root / "x509-types")
     for path, text in files:
         if path.exists() and not overwrite:
-            kept.append(path)
+            existing.append(path)
             continue
         atomic_write(path, text.encode("utf-8"))
         written.append(path)
-    return written, kept
+    return written, existing

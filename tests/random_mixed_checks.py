@@ -14,7 +14,7 @@ a message naming the file, serial or tool that broke the rule:
   serial. Each V or E row has exactly one certificate file, and each
   ``certs_by_serial/SERIAL.pem`` has a row.
 - keys: ``private/NAME.key`` matches ``issued/NAME.crt`` when the test
-  knows the key's passphrase.
+  has the key's passphrase.
 - OpenSSL: each V row whose end date is still ahead verifies with
   ``openssl verify -crl_check``. When the last gen-crl came after the last
   revocation, the CRL lists exactly the R serials with their reasons,

@@ -8,7 +8,7 @@ After each kill it checks that:
 - the PKI, index.txt and files together, equals the state before the
   command or the state after it. A revocation may also stop with its
   index.txt row already `R` and some files not yet moved; the next run of
-  the same command must then finish the moves and say so.
+  the same command must then finish the moves and print a notice.
 - crl.pem and crl.der are each a complete CRL signed by the CA.
 - the next easyrsa_py run reports the stale lock with exit code 17 and
   changes nothing, and so does easy-rsa 3.2.7 in batch mode.

@@ -1,6 +1,6 @@
 """Golden files for the text users read: help, show-* reports and common error messages.
 
-Each tests/golden/*.yml file holds the inputs of one run (``args``, and
+Each tests/golden/*.yml file contains the inputs of one run (``args``, and
 optionally ``fixture``, ``pki``, ``now``) and the recorded ``exit_code``,
 ``stdout`` and ``stderr``. tests/golden/commands/help_each_command.yml
 records ``help COMMAND`` (its ``args`` followed by the command's name) for

@@ -678,7 +678,7 @@ def test_revoke_warning_speaks_of_future(pki_copy: Callable[[str], Path]) -> Non
     assert "Files moved" not in result.stderr
 
 
-def test_revoke_gen_crl_does_not_ask_for_gen_crl(pki_copy: Callable[[str], Path]) -> None:
+def test_revoke_gen_crl_notice(pki_copy: Callable[[str], Path]) -> None:
     pki = pki_copy(FIXTURE)
 
     result = run_product(pki, "revoke", "carol", "--gen-crl")

@@ -213,8 +213,8 @@ def test_prompt_twice_with_openssl_wording(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown = feed_prompts(monkeypatch, ["abcd", "abcd"])
-    passphrase = keys.new_key_passphrase(make_settings(tmp_path), quiet_console(), "k")
-    assert passphrase == b"abcd"
+    typed = keys.new_key_passphrase(make_settings(tmp_path), quiet_console(), "k")
+    assert typed == b"abcd"
     assert shown == ["Enter PEM pass phrase:", "Verifying - Enter PEM pass phrase:"]
 
 

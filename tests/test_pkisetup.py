@@ -345,7 +345,7 @@ def test_build_ca_default_common_name(reference_for: Any, tmp_path: Path) -> Non
 
 
 def test_build_ca_asks_common_name(reference_for: Any, tmp_path: Path) -> None:
-    """Without --batch, build-ca asks for the subject as easy-rsa's openssl req does."""
+    """Without --batch, build-ca prompts for the subject as easy-rsa's openssl req does."""
     real, ours = init_both(reference_for("3.2.7"), tmp_path)
     reference_ok(reference_for("3.2.7"), real, "build-ca", "nopass", batch=False,
                  input="Example VPN CA\n", check=True)

@@ -203,7 +203,7 @@ def test_request_with_extensions_matches_openssl(tmp_path: Path, key_name: str) 
 
 
 def every_named_attribute() -> x509.Name:
-    """Build a name with one attribute of each type easyrsa_py.names knows."""
+    """Build a name with one attribute of each type in easyrsa_py.names."""
     two_letter = {"2.5.4.6", "1.3.6.1.4.1.311.60.2.1.3"}
     return x509.Name(
         [
