@@ -135,11 +135,11 @@ def _revoke_handler(kind: str) -> Handler:
 
 
 def _reject_mistyped_reason(context: Context, request: RevokeRequest) -> None:
-    """Say a reason is mistyped when the second of two words is one in other letter case.
+    """Raise UsageError when the second of two words is a reason in the wrong letter case.
 
     easy-rsa's reason words are case-sensitive, so 'KeyCompromise' is read
     as a second name. With no certificate of that name, the user meant a
-    reason, and saying so helps more than "no certificate".
+    reason, and an error naming the reason helps more than "no certificate".
     """
     from easyrsa_py.revoke import reason_or_none
 
@@ -618,8 +618,8 @@ _MORE_COMMANDS = (
 
 COMMANDS: dict[str, Command] = {command.name: command for command in _COMMAND_LIST + _MORE_COMMANDS}
 
-# Commands in the table whose modules are not written yet, and easy-rsa 3.1
-# commands that easyrsa_py does not implement.
+# easy-rsa commands that easyrsa_py does not implement: only 3.1's upgrade,
+# which converts easy-rsa 2 PKIs.
 NOT_YET_IMPLEMENTED = frozenset({
     "upgrade",
 })
