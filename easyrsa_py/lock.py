@@ -7,33 +7,51 @@ easyrsa_py does the same, so the two tools exclude each other on one PKI.
 easy-rsa 3.1.0 and 3.2.2 take no lock, so running them at the same time as
 easyrsa_py on one PKI is not safe.
 
-A lock left by a process that died (a crash, SIGKILL, a power cut) is
-reported as stale and never deleted automatically: the PID in it may have
-been reused, and only the operator can tell that no easy-rsa command still
-runs. easy-rsa 3.2.7 does the same in batch mode (exit 17). Otherwise it
-prompts twice before deleting the file, then stops without running the
-command.
+A lock left by a process that died (a crash, SIGKILL, a power cut) is taken
+over: its PID is no longer running on this machine, so no command can still
+be working on the PKI. The stale file is replaced by one containing this
+process's PID in a single rename. easy-rsa, which never takes over a lock in
+batch mode, therefore finds the lock held throughout and cannot change a PKI
+that an interrupted command left half changed. Two easyrsa_py runs that find
+the same stale lock take turns through an flock on the PKI folder, and each
+checks again under it that the file is still the stale one. A lock file that
+stayed empty for a minute (its creator died before writing its PID) is taken
+over the same way.
+
+A PID identifies a process only on the machine that wrote it. A PKI shared
+between machines (NFS), or between containers with their own process
+numbering, can contain a lock whose PID looks dead here but runs there. Such
+a PKI needs --nolockfile and a lock of the operator's own, as with easy-rsa.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import logging
 import os
 import stat
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from easyrsa_py.errors import EasyRSAError, LockHeld
-from easyrsa_py.files import fault_point
+from easyrsa_py.files import atomic_write, fault_point
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE_NAME = "lock.file"
 # How often --wait-lock checks whether the lock file is gone.
 _POLL_SECONDS = 0.1
+# How long a lock file may stay empty before it counts as stale. Both tools
+# write the PID microseconds after creating the file.
+EMPTY_LOCK_SECONDS = 60
+# How long a run waits for another one that is taking over a stale lock.
+_TAKEOVER_WAIT_SECONDS = 5.0
 
 
 def _process_exists(pid: int) -> bool:
@@ -107,14 +125,17 @@ def describe_holder(path: Path, rereads: int = 3) -> LockHeld:
         advice = "Remove it if no easyrsa or easyrsa-py command is running, then retry."
     elif pid is None:
         detail = "it does not contain a process ID"
-        advice = "If no easyrsa or easyrsa-py command is running, delete it and retry."
+        advice = (
+            f"easyrsa-py takes over a lock file that stays empty for {EMPTY_LOCK_SECONDS} seconds. "
+            "If no easyrsa or easyrsa-py command is running, you may also delete it and retry."
+        )
     elif _process_exists(pid):
         detail = f"process {pid} holds it and is still running"
         advice = "Wait for that command to finish, then retry."
     elif rereads > 0 and _read_pid(path) != pid:
         return describe_holder(path, rereads - 1)
     else:
-        detail = f"it is stale: process {pid} is no longer running"
+        detail = f"it is stale: process {pid} is no longer running, and this run could not take it over"
         advice = (
             "Delete the file and retry. If that process was an interrupted easyrsa-py revoke, "
             "running the same revoke again finishes it."
@@ -128,6 +149,79 @@ def _remove_quietly(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+@dataclass(frozen=True)
+class _StaleLock:
+    """A lock file found stale, identified so a later look can tell it is the same file."""
+
+    pid: int | None
+    device: int
+    inode: int
+
+
+def _find_stale(path: Path) -> _StaleLock | None:
+    """Return the lock file at `path` if it is stale, else None.
+
+    Stale means a regular file (not a link) containing the PID of a process
+    that no longer runs, or this process's own PID, which it cannot have
+    written yet. An empty file counts once it is EMPTY_LOCK_SECONDS old.
+    Anything else in the file leaves the lock to the operator.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    pid = _read_pid(path)
+    if pid is None:
+        if info.st_size or time.time() - info.st_mtime < EMPTY_LOCK_SECONDS:
+            return None
+    elif pid != os.getpid() and _process_exists(pid):
+        return None
+    return _StaleLock(pid, info.st_dev, info.st_ino)
+
+
+class _TakeoverBusy(Exception):
+    """Another process is taking over the stale lock, or the flock is unavailable."""
+
+
+@contextlib.contextmanager
+def _takeover_turn(folder: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the PKI folder while a stale lock is taken over.
+
+    The flock goes with the process, so a run killed during a takeover
+    leaves nothing that blocks the next one. Raises _TakeoverBusy when the
+    flock cannot be had in time or the file system does not support it.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        raise _TakeoverBusy(f"cannot open {folder}: {error.strerror}") from None
+    try:
+        deadline = time.monotonic() + _TAKEOVER_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _TakeoverBusy("another process is taking it over") from None
+                time.sleep(0.01)
+            except OSError as error:
+                raise _TakeoverBusy(f"flock on {folder} failed: {error.strerror}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _describe_taken_over(path: Path, stale: _StaleLock) -> str:
+    if stale.pid is None:
+        return f"Took over the lock file {path}: it had been empty for {EMPTY_LOCK_SECONDS} seconds or more."
+    if stale.pid == os.getpid():
+        return f"Took over the lock file {path}: it held this process's ID {stale.pid}, left by an earlier run."
+    return f"Took over the stale lock file {path}: process {stale.pid}, which created it, is no longer running."
 
 
 def _waiting_can_help(error: LockHeld) -> bool:
@@ -151,9 +245,9 @@ def _waiting_can_help(error: LockHeld) -> bool:
 class PKILock:
     """Context manager that takes `pki/lock.file` for the duration of a command.
 
-    With `wait_seconds`, a lock taken by a running process is retried every
-    0.1 seconds until it is free or the time is up. A stale lock fails at
-    once, because waiting cannot release it.
+    A stale lock is taken over with a warning. With `wait_seconds`, a lock
+    taken by a running process is retried every 0.1 seconds until it is
+    free or the time is up.
     """
 
     def __init__(self, pki_dir: Path, wait_seconds: float = 0) -> None:
@@ -164,6 +258,7 @@ class PKILock:
     def acquire(self) -> None:
         deadline = time.monotonic() + self.wait_seconds
         retries_after_release = 3
+        takeovers = 3
         while True:
             try:
                 self._create()
@@ -173,6 +268,12 @@ class PKILock:
                     # The holder released the lock between our two system calls.
                     retries_after_release -= 1
                     continue
+                stale = _find_stale(self.path)
+                if stale is not None and takeovers > 0:
+                    takeovers -= 1
+                    if self._take_over(stale):
+                        return
+                    continue  # the lock changed meanwhile: look at it again
                 if not self.wait_seconds or not _waiting_can_help(error):
                     raise
                 if time.monotonic() >= deadline:
@@ -207,6 +308,26 @@ class PKILock:
         os.close(fd)
         self._held = True
         logger.debug("created lock file %s", self.path)
+
+    def _take_over(self, stale: _StaleLock) -> bool:
+        """Replace the stale lock file with one containing this process's PID; return whether done."""
+        try:
+            with _takeover_turn(self.path.parent):
+                if _find_stale(self.path) != stale:
+                    return False  # released, replaced or taken over by another run
+                try:
+                    atomic_write(self.path, f"{os.getpid()}\n".encode("ascii"))
+                except OSError as error:
+                    raise EasyRSAError(
+                        f"Cannot replace the stale lock file {self.path}: {error.strerror}. "
+                        "Check the free space and permissions of the PKI folder."
+                    ) from None
+        except _TakeoverBusy as busy:
+            logger.debug("cannot take over the stale lock file %s: %s", self.path, busy)
+            return False
+        self._held = True
+        logger.warning(_describe_taken_over(self.path, stale))
+        return True
 
     def release(self) -> None:
         if not self._held:
