@@ -22,8 +22,14 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-
-from pkitools import pki_state, product_command, product_env, read_index, run_product, serial_of
+from pkitools import (
+    pki_state,
+    product_command,
+    product_env,
+    read_index,
+    run_product,
+    serial_of,
+)
 from reference import tree_snapshot
 
 FIXTURE = "v3.2.7-rsa"
@@ -266,8 +272,11 @@ def hold_with_directory(lock: Path) -> None:
     lock.mkdir()
 
 
-def hold_with_dead_process(lock: Path) -> None:
-    lock.write_text(f"{dead_pid()}\n")
+def hold_with_link_to_dead_process(lock: Path) -> None:
+    # A link is never taken over, even to a file with a dead process's PID.
+    target = lock.parent / "old-lock"
+    target.write_text(f"{dead_pid()}\n")
+    lock.symlink_to(target)
 
 
 def hold_with_live_process(lock: Path) -> None:
@@ -280,7 +289,7 @@ def hold_with_dangling_link(lock: Path) -> None:
 
 LOCK_HOLDERS = {
     "directory": (hold_with_directory, ""),
-    "dead process": (hold_with_dead_process, "stale"),
+    "link to a dead process's lock": (hold_with_link_to_dead_process, "stale"),
     "live process": (hold_with_live_process, "still running"),
     "dangling link": (hold_with_dangling_link, ""),
 }

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-
-from easyrsa_py.lock import PKILock
 from pkitools import (
     crl_summary,
     openssl_crl_verify,
@@ -27,6 +25,8 @@ from pkitools import (
     serial_of,
 )
 from reference import reference_env
+
+from easyrsa_py.lock import PKILock
 
 VERSION_FIXTURES = {"3.1.0": "v3.1.0-rsa", "3.2.2": "v3.2.2-ec", "3.2.7": "v3.2.7-rsa"}
 EC_PASSPHRASE = "fixture-ec-ca-pass"
@@ -192,7 +192,7 @@ def test_product_exits_17_on_live_lock(pki_copy):
     assert "still running" in result.stderr
 
 
-def test_product_reports_stale_lock(pki_copy):
+def test_product_takes_over_stale_lock(pki_copy, reference_for):
     pki = pki_copy("v3.2.7-rsa")
     # PIDs are not reused at once, so a just-finished child's PID is free.
     child = subprocess.Popen(["true"])
@@ -200,11 +200,17 @@ def test_product_reports_stale_lock(pki_copy):
     (pki / "lock.file").write_text(f"{child.pid}\n")
     before = pki_state(pki)
 
+    script = reference_for("3.2.7").run(pki, "gen-crl", check=False)
+
+    assert script.returncode == 17
+    assert pki_state(pki) == before
+
     result = run_product(pki, "gen-crl")
 
-    assert result.returncode == 17
-    assert pki_state(pki) == before
-    assert "stale" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert f"Took over the stale lock file {pki / 'lock.file'}" in result.stderr
+    assert f"process {child.pid}" in result.stderr
+    assert not (pki / "lock.file").exists()
 
 
 def wait_for(path: Path, seconds: float) -> bool:

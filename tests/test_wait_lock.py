@@ -63,14 +63,11 @@ def test_wait_lock_times_out(tmp_path):
     assert (tmp_path / "lock.file").read_text() == f"{os.getppid()}\n"
 
 
-def test_wait_lock_stale_fails_at_once(tmp_path):
+def test_wait_lock_takes_over_stale_at_once(tmp_path):
     dead = _dead_pid()
     (tmp_path / "lock.file").write_text(f"{dead}\n")
-    with pytest.raises(LockHeld) as caught:
-        PKILock(tmp_path, wait_seconds=LONG_WAIT).acquire()
-    assert "stale" in str(caught.value)
-    assert "Timed out" not in str(caught.value)
-    assert (tmp_path / "lock.file").read_text() == f"{dead}\n"
+    with PKILock(tmp_path, wait_seconds=LONG_WAIT):
+        assert (tmp_path / "lock.file").read_text() == f"{os.getpid()}\n"
 
 
 def test_wait_lock_folder_fails_at_once(tmp_path):
