@@ -14,9 +14,11 @@ import os
 import sys
 from pathlib import Path
 
+from easyrsa_py import journal
 from easyrsa_py.commands import (
     COMMANDS,
     NOT_YET_IMPLEMENTED,
+    Command,
     Context,
     help_text,
     version_text,
@@ -84,15 +86,46 @@ def _run(argv: list[str], console: Console) -> int:
     if not command.needs_pki:
         context = Context(settings=settings, layout=PKILayout(settings.pki_dir), console=console,
                           command_name=command.name)
-        return command.handler(context, parsed.arguments)
+        return _run_handler(command, context, parsed.arguments, lock_held=False)
     layout = require_pki(settings.pki_dir)
     if command.needs_ca:
         require_ca(layout)
     context = Context(settings=settings, layout=layout, console=console, command_name=command.name)
     if settings.no_lockfile or not command.takes_lock:
-        return command.handler(context, parsed.arguments)
+        return _run_handler(command, context, parsed.arguments, lock_held=False)
     with PKILock(layout.root, wait_seconds=wait_lock_seconds):
-        return command.handler(context, parsed.arguments)
+        return _run_handler(command, context, parsed.arguments, lock_held=True)
+
+
+# Commands that take no lock and never write to the PKI. They skip the undo
+# of interrupted commands, which needs the lock, and a journal folder is
+# not a PKI file they read.
+_READ_ONLY_COMMANDS = frozenset(
+    {"display-dn", "show-eku", "x509-eku", "rand", "random", "show-host", "upload", "crl-status"}
+)
+
+
+def _run_handler(command: Command, context: Context, arguments: list[str], *, lock_held: bool) -> int:
+    """Undo interrupted commands, then run this one so that a failure undoes its changes."""
+    if command.name not in _READ_ONLY_COMMANDS and _recover(context, lock_held) and command.needs_ca:
+        require_ca(context.layout)
+    with journal.recording(context.layout.root):
+        return command.handler(context, arguments)
+
+
+def _recover(context: Context, lock_held: bool) -> bool:
+    """Undo the commands that were killed in this PKI; return whether there were any."""
+    root = context.layout.root
+    if not journal.abandoned_journals(root):
+        return False
+    if lock_held or context.settings.no_lockfile:
+        messages = journal.recover(root)
+    else:
+        with PKILock(root):
+            messages = journal.recover(root)
+    for message in messages:
+        logger.warning(message)
+    return True
 
 
 def _describe_os_error(error: OSError) -> str:

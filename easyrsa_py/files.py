@@ -14,10 +14,14 @@ with SIGKILL, so crash tests can stop a command between any two steps;
 `enospc` raises OSError(ENOSPC) there, as a full disk would. FAULT_POINTS
 lists the points. The variable is read once, at import; when it is unset
 each point costs one comparison.
+
+While a command runs, each change is first recorded in its undo journal
+(easyrsa_py.journal), so a command that fails or is killed can be undone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -25,6 +29,8 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from easyrsa_py import journal
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +47,8 @@ FAULT_POINTS = (
     "remove-after",
     "mkdir-before",
     "lock-created",  # pki/lock.file exists but does not yet contain the PID
+    "journal-record",  # a line of the undo journal is flushed; its change is not yet made
+    "journal-commit",  # the undo log is unlinked, so the command counts as done
 )
 
 
@@ -169,6 +177,9 @@ def atomic_write_all(writes: list[tuple[Path, bytes, int | None]]) -> None:
         raise
     for position, (temp_name, target) in enumerate(prepared):
         try:
+            undo = journal.active()
+            if undo is not None:
+                undo.write(target, Path(temp_name))
             fault_point("write-rename-before", target)
             os.replace(temp_name, target)
             fault_point("write-rename-after", target)
@@ -278,6 +289,9 @@ def move_no_clobber(source: Path, target: Path) -> None:
     case by removing the old name. Without hard links, an existence check
     before the rename is the last fallback.
     """
+    undo = journal.active()
+    if undo is not None:
+        undo.move(source, target)
     fault_point("move-before", target)
     try:
         if not _rename_no_replace(source, target):
@@ -357,8 +371,10 @@ def _link_then_unlink(source: Path, target: Path) -> None:
 def remove_if_present(path: Path) -> bool:
     """Delete `path` if it exists; return whether a file was deleted."""
     fault_point("remove-before", path)
+    undo = journal.active()
     try:
-        path.unlink()
+        if undo is None or not undo.remove(path):
+            path.unlink()
     except FileNotFoundError:
         return False
     fault_point("remove-after")
@@ -367,9 +383,61 @@ def remove_if_present(path: Path) -> bool:
 
 
 def make_dirs(path: Path, mode: int = 0o777) -> None:
-    """Create `path` and its parents; the umask applies as with `mkdir -p`."""
+    """Create `path` and its parents; the umask applies as with `mkdir -p`.
+
+    Only `path` itself gets `mode`; the parents get 0o777, as `mkdir -p` gives them.
+    """
     fault_point("mkdir-before", path)
+    undo = journal.active()
+    if undo is None:
+        path.mkdir(mode=mode, parents=True, exist_ok=True)
+        return
+    missing = []
+    folder = path
+    while not os.path.lexists(folder) and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        undo.make_folder(folder)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=mode if folder == path else 0o777)
+    # Raises as `mkdir -p` fails when a file stands where a folder must be.
     path.mkdir(mode=mode, parents=True, exist_ok=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete the file, link or whole folder at `path`, which must exist."""
+    undo = journal.active()
+    if undo is not None and undo.remove(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def remove_empty_folder(path: Path) -> bool:
+    """Remove the folder `path` if it is empty; return whether it was removed."""
+    try:
+        if any(path.iterdir()):
+            return False
+        undo = journal.active()
+        if undo is not None:
+            undo.remove_folder(path)
+        path.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+def change_mode(path: Path, mode: int) -> None:
+    """Set the mode of `path`, following a symbolic link, as os.chmod does."""
+    undo = journal.active()
+    if undo is not None:
+        undo.change_mode(path, mode)
+    os.chmod(path, mode)
 
 
 def _remove_quietly(path: Path) -> None:

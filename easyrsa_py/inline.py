@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from easyrsa_py import files
+from easyrsa_py import files, journal
 from easyrsa_py.certificate import CertificateFile, read_certificate
 from easyrsa_py.display import multiline_dn
 from easyrsa_py.errors import CryptoMismatch, FileFormatError, UsageError
@@ -167,12 +167,15 @@ def inline_disabled(settings: Settings, console: Console) -> bool:
 def write_inline_after_issue(layout: PKILayout, settings: Settings, console: Console, name: str) -> None:
     """Write the inline file of a certificate just issued, saying so if the write fails.
 
-    The certificate is already recorded by then, so the user must learn
-    that only the inline copy is missing and can be written again.
+    Under the CLI, a failed write makes the undo journal take back the whole
+    command, certificate included. Without a journal the certificate stays
+    recorded, so the user must learn that only the inline copy is missing.
     """
     try:
         write_inline(layout, settings, console, name)
     except OSError as error:
+        if journal.active() is not None:
+            raise
         console.warn(
             f"The certificate for '{name}' was issued, but its inline file could not be written "
             f"({error.strerror}). Run 'inline {name}' once the cause is fixed."

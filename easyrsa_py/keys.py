@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from easyrsa_py.errors import EasyRSAError, FileFormatError, PassphraseError, UsageError
-from easyrsa_py.files import atomic_write
+from easyrsa_py.files import atomic_write, change_mode, make_dirs
 from easyrsa_py.passphrase import prompt_passphrase, read_hidden_line, read_passphrase
 from easyrsa_py.pki import _parse_key, raise_if_unknown_cipher
 
@@ -371,7 +371,7 @@ def restrict_existing_file(path: Path) -> None:
     mode = stat.S_IMODE(status.st_mode)
     # A folder or device in the way is left for atomic_write to reject.
     if stat.S_ISREG(status.st_mode) and mode & 0o007:
-        os.chmod(path, mode & 0o600)
+        change_mode(path, mode & 0o600)
 
 
 def _make_private_dir(folder: Path) -> None:
@@ -379,9 +379,6 @@ def _make_private_dir(folder: Path) -> None:
         return
     if folder.exists():
         raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(folder))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        folder.mkdir(mode=0o700)
-    except FileExistsError:
-        return
-    os.chmod(folder, 0o700)
+    make_dirs(folder.parent)
+    make_dirs(folder, mode=0o700)
+    change_mode(folder, 0o700)

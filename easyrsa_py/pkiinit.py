@@ -10,15 +10,15 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from easyrsa_py import keys
+from easyrsa_py import journal, keys
 from easyrsa_py.errors import EasyRSAError, UsageError
-from easyrsa_py.files import atomic_write, atomic_write_all, make_dirs
+from easyrsa_py.files import atomic_write, atomic_write_all, make_dirs, remove_tree
 from easyrsa_py.lock import LOCK_FILE_NAME, PKILock
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ def _is_pki_entry(root: Path, name: str) -> bool:
         or name.startswith(_TEMPORARY_PREFIXES)
         or name.endswith(_TEMPORARY_SUFFIXES)
         or _is_session_folder(root / name)
+        or name.startswith(journal.FOLDER_PREFIX)
     )
 
 
@@ -252,14 +253,13 @@ def _clear_pki(root: Path, soft: bool) -> None:
     """Delete the PKI's entries except the lock file. A soft reset keeps reqs/, vars and the TLS key."""
     tls_key = _read_tls_key(root) if soft else None
     names = _SOFT_RESET_ENTRIES if soft else [entry.name for entry in root.iterdir()]
+    own_journal = f"{journal.FOLDER_PREFIX}{os.getpid()}"
     for name in names:
-        if name == LOCK_FILE_NAME:
+        if name in (LOCK_FILE_NAME, own_journal):
             continue
         path = root / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+        if path.exists() or path.is_symlink():
+            remove_tree(path)
     if tls_key is not None:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
         header = f"# Easy-RSA TLS Key: {stamp}\n# DO NOT DELETE\n\n".encode()

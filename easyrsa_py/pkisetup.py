@@ -36,7 +36,12 @@ from easyrsa_py.errors import (
     PassphraseError,
     UsageError,
 )
-from easyrsa_py.files import atomic_write, atomic_write_all, make_dirs
+from easyrsa_py.files import (
+    atomic_write,
+    atomic_write_all,
+    make_dirs,
+    remove_empty_folder,
+)
 from easyrsa_py.passphrase import read_hidden_line, read_passphrase
 from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
 from easyrsa_py.pkiinit import PKIConflict, init_pki
@@ -220,10 +225,7 @@ def _write_ca_files(
 
 
 def _remove_empty_folder(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
+    remove_empty_folder(folder)
 
 
 # The prompts and messages of easy-rsa 3.2.7's build-ca, which expect scripts answer.

@@ -394,9 +394,7 @@ def _missing_folders(folder: Path, root: Path) -> list[Path]:
 def _remove_empty_folders(folders: list[Path]) -> None:
     """Remove the folders a failed renewal created, so the PKI is left as it was."""
     for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
+        if not files.remove_empty_folder(folder):
             # Not empty or already gone: someone else uses it, so it stays.
             return
 

@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
+from easyrsa_py import journal
 from easyrsa_py.errors import (
     CertificateNotFound,
     CryptoMismatch,
@@ -576,6 +577,9 @@ def upload_crl(layout: PKILayout, settings: Settings, console: Console, options:
     region, profile or credentials) raise an EasyRSAError before any
     request is sent.
     """
+    # An upload cannot be taken back, and a failed one must not undo the
+    # revocation and CRL of `revoke --upload`, so they are made final first.
+    journal.commit()
     now = datetime.now(UTC)
     local = check_local_crl(layout, console, min_days=options.min_days, force=options.force, now=now)
     connection = _connection(options, settings)
