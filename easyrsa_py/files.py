@@ -319,7 +319,7 @@ _NO_RENAMEAT2 = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
 
 
 @functools.cache
-def _renameat2() -> Callable[..., int] | None:
+def libc_renameat2() -> Callable[..., int] | None:
     """Return libc's renameat2, or None where the C library has none (not Linux, old glibc)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -334,7 +334,7 @@ def _renameat2() -> Callable[..., int] | None:
 
 def _rename_no_replace(source: Path, target: Path) -> bool:
     """Rename with RENAME_NOREPLACE; return False when the system cannot do that."""
-    rename = _renameat2()
+    rename = libc_renameat2()
     if rename is None:
         return False
     import ctypes

@@ -9,38 +9,39 @@ easyrsa_py on one PKI is not safe.
 
 A lock left by a process that died (a crash, SIGKILL, a power cut) is taken
 over: its PID is no longer running on this machine, so no command can still
-be working on the PKI. The stale file is replaced by one containing this
-process's PID in a single rename. easy-rsa, which never takes over a lock in
-batch mode, therefore finds the lock held throughout and cannot change a PKI
-that an interrupted command left half changed. Two easyrsa_py runs that find
-the same stale lock take turns through an flock on the PKI folder, and each
-checks again under it that the file is still the stale one. A lock file that
-stayed empty for a minute (its creator died before writing its PID) is taken
-over the same way.
+be working on the PKI. The new lock file, containing this process's PID, is
+swapped with the stale one in a single rename (renameat2 RENAME_EXCHANGE),
+so `lock.file` exists throughout. easy-rsa, which never takes over a lock
+in batch mode, therefore finds the lock held and cannot change a PKI that an
+interrupted command left half changed. A lock file that stayed empty for a
+minute (its creator died before writing its PID) is taken over the same way.
 
-A PID identifies a process only on the machine that wrote it. A PKI shared
-between machines (NFS), or between containers with their own process
-numbering, can contain a lock whose PID looks dead here but runs there. Such
-a PKI needs --nolockfile and a lock of the operator's own, as with easy-rsa.
+While it holds the lock, easyrsa_py also holds an flock on `lock.file`. A
+takeover first takes an flock on the stale file and checks again under it
+that the file is unchanged. So two runs that find one stale lock take
+turns, and a lock written by easyrsa_py on another machine (NFS) or in a
+container with its own process numbering, where its PID means nothing
+here, is not taken over while that process runs. easy-rsa takes no flock:
+a PKI shared with easy-rsa runs on another machine or in another container
+needs --nolockfile and a lock of the operator's own.
 """
 
 from __future__ import annotations
 
-import contextlib
+import enum
 import errno
 import fcntl
 import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from easyrsa_py.errors import EasyRSAError, LockHeld
-from easyrsa_py.files import atomic_write, fault_point
+from easyrsa_py.files import fault_point, libc_renameat2
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ _POLL_SECONDS = 0.1
 # How long a lock file may stay empty before it counts as stale. Both tools
 # write the PID microseconds after creating the file.
 EMPTY_LOCK_SECONDS = 60
-# How long a run waits for another one that is taking over a stale lock.
-_TAKEOVER_WAIT_SECONDS = 5.0
 
 
 def _process_exists(pid: int) -> bool:
@@ -66,6 +65,9 @@ def _process_exists(pid: int) -> bool:
 
 # A PID and a newline; anything longer is not a lock file easy-rsa wrote.
 _MAX_LOCK_BYTES = 64
+# os.kill takes a C pid_t, so larger numbers cannot name a process.
+_PID_LIMIT = 2**31
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _read_pid(path: Path) -> int | None:
@@ -82,12 +84,15 @@ def _read_pid(path: Path) -> int | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        text = os.read(fd, _MAX_LOCK_BYTES).decode("ascii", errors="replace").strip()
+        content = os.read(fd, _MAX_LOCK_BYTES + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    if len(content) > _MAX_LOCK_BYTES:
+        return None
+    text = content.decode("ascii", errors="replace").strip()
+    return int(text) if text.isdigit() and 0 < int(text) < _PID_LIMIT else None
 
 
 _MISSING, _REGULAR, _OTHER = "missing", "regular file", "other"
@@ -123,11 +128,20 @@ def describe_holder(path: Path, rereads: int = 3) -> LockHeld:
     elif kind == _OTHER:
         detail = "it is not a regular file"
         advice = "Remove it if no easyrsa or easyrsa-py command is running, then retry."
-    elif pid is None:
-        detail = "it does not contain a process ID"
+    elif os.path.islink(path):
+        detail = "it is a symbolic link, which easyrsa-py never takes over"
+        advice = "Remove it if no easyrsa or easyrsa-py command is running, then retry."
+    elif pid is None and _is_empty(path):
+        detail = "it does not contain a process ID yet"
         advice = (
             f"easyrsa-py takes over a lock file that stays empty for {EMPTY_LOCK_SECONDS} seconds. "
             "If no easyrsa or easyrsa-py command is running, you may also delete it and retry."
+        )
+    elif pid is None:
+        detail = "it does not contain a process ID"
+        advice = (
+            "easyrsa-py never takes over such a file. "
+            "If no easyrsa or easyrsa-py command is running, delete it and retry."
         )
     elif _process_exists(pid):
         detail = f"process {pid} holds it and is still running"
@@ -135,13 +149,17 @@ def describe_holder(path: Path, rereads: int = 3) -> LockHeld:
     elif rereads > 0 and _read_pid(path) != pid:
         return describe_holder(path, rereads - 1)
     else:
-        detail = f"it is stale: process {pid} is no longer running, and this run could not take it over"
-        advice = (
-            "Delete the file and retry. If that process was an interrupted easyrsa-py revoke, "
-            "running the same revoke again finishes it."
-        )
+        detail = f"it is stale: process {pid} is no longer running, but the file kept changing while this run took it over"
+        advice = "Retry the command."
     message = f"The PKI is locked: {path} exists ({detail}).\n{advice}"
     return LockHeld(path, message, pid=pid)
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return os.stat(path).st_size == 0
+    except OSError:
+        return False
 
 
 def _remove_quietly(path: Path) -> None:
@@ -160,13 +178,23 @@ class _StaleLock:
     inode: int
 
 
+# The lock files this process holds. Its own PID in one of them is a live
+# lock, not one left by an earlier process with the same PID.
+_HELD_PATHS: set[str] = set()
+
+
+def _held_key(path: Path) -> str:
+    return os.path.abspath(path)
+
+
 def _find_stale(path: Path) -> _StaleLock | None:
-    """Return the lock file at `path` if it is stale, else None.
+    """Return the lock file at `path` if its PID shows it stale, else None.
 
     Stale means a regular file (not a link) containing the PID of a process
-    that no longer runs, or this process's own PID, which it cannot have
-    written yet. An empty file counts once it is EMPTY_LOCK_SECONDS old.
-    Anything else in the file leaves the lock to the operator.
+    that no longer runs, or this process's own PID when this process does
+    not hold the lock. An empty file counts once it is EMPTY_LOCK_SECONDS
+    old. Anything else in the file leaves the lock to the operator. The
+    takeover also checks that no process holds an flock on the file.
     """
     try:
         info = os.lstat(path)
@@ -178,50 +206,104 @@ def _find_stale(path: Path) -> _StaleLock | None:
     if pid is None:
         if info.st_size or time.time() - info.st_mtime < EMPTY_LOCK_SECONDS:
             return None
-    elif pid != os.getpid() and _process_exists(pid):
+    elif pid == os.getpid():
+        if _held_key(path) in _HELD_PATHS:
+            return None
+    elif _process_exists(pid):
         return None
     return _StaleLock(pid, info.st_dev, info.st_ino)
 
 
-class _TakeoverBusy(Exception):
-    """Another process is taking over the stale lock, or the flock is unavailable."""
+def _try_flock(fd: int) -> bool | None:
+    """Take an exclusive flock on `fd` without waiting.
 
-
-@contextlib.contextmanager
-def _takeover_turn(folder: Path) -> Iterator[None]:
-    """Hold an exclusive flock on the PKI folder while a stale lock is taken over.
-
-    The flock goes with the process, so a run killed during a takeover
-    leaves nothing that blocks the next one. Raises _TakeoverBusy when the
-    flock cannot be had in time or the file system does not support it.
+    Returns True when taken, False when another process holds one, and None
+    when the file system does not support flock.
     """
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
     except OSError as error:
-        raise _TakeoverBusy(f"cannot open {folder}: {error.strerror}") from None
+        logger.debug("flock failed: %s", error.strerror)
+        return None
+    return True
+
+
+def _open_same_file(path: Path, stale: _StaleLock) -> int | None:
+    """Open the stale lock file for its flock; None if `path` is now another file.
+
+    Writing mode comes first, because flock over NFS needs it; reading mode
+    serves a lock file this user cannot write. O_NONBLOCK keeps a FIFO put
+    in its place from blocking the open.
+    """
+    flags = os.O_NONBLOCK | os.O_NOFOLLOW | _CLOEXEC
     try:
-        deadline = time.monotonic() + _TAKEOVER_WAIT_SECONDS
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise _TakeoverBusy("another process is taking it over") from None
-                time.sleep(0.01)
-            except OSError as error:
-                raise _TakeoverBusy(f"flock on {folder} failed: {error.strerror}") from None
-        yield
-    finally:
+        fd = os.open(path, os.O_WRONLY | flags)
+    except PermissionError:
+        try:
+            fd = os.open(path, os.O_RDONLY | flags)
+        except OSError:
+            return None
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    if (info.st_dev, info.st_ino) != (stale.device, stale.inode):
         os.close(fd)
+        return None
+    return fd
+
+
+# renameat2 flag from <linux/fs.h>: swap two existing names in one step.
+# AT_FDCWD makes both paths relative to the working folder.
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(first: str, second: Path) -> bool:
+    """Swap the files at two names in one step; return False where the system cannot."""
+    rename = libc_renameat2()
+    if rename is None:
+        return False
+    import ctypes
+
+    if rename(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    if code == errno.ENOENT:
+        raise FileNotFoundError(code, os.strerror(code), str(second))
+    raise OSError(code, os.strerror(code), str(second))
+
+
+class _Outcome(enum.Enum):
+    """The result of an attempt to take over a stale lock."""
+
+    TAKEN = "taken"
+    CHANGED = "the lock file changed meanwhile"
+    LOCKED = "a process holds an flock on it"
+    NO_FLOCK = "the file system does not support flock"
 
 
 def _describe_taken_over(path: Path, stale: _StaleLock) -> str:
     if stale.pid is None:
         return f"Took over the lock file {path}: it had been empty for {EMPTY_LOCK_SECONDS} seconds or more."
     if stale.pid == os.getpid():
-        return f"Took over the lock file {path}: it held this process's ID {stale.pid}, left by an earlier run."
+        return f"Took over the lock file {path}: it contained this process's ID {stale.pid}, left by an earlier run."
     return f"Took over the stale lock file {path}: process {stale.pid}, which created it, is no longer running."
+
+
+def _kept_stale_lock(path: Path, stale: _StaleLock, outcome: _Outcome) -> LockHeld:
+    """Build the error for a lock whose PID looks stale but that cannot be taken over."""
+    holder = "it does not contain a process ID" if stale.pid is None else f"process {stale.pid} is not running here"
+    if outcome is _Outcome.LOCKED:
+        detail = f"{holder}, but a running process holds an flock on it, from another machine or container"
+        advice = "Wait for that command to finish, then retry."
+    else:
+        detail = f"{holder}, and this file system does not support the flock a safe takeover needs"
+        advice = "If no easyrsa or easyrsa-py command is running on any machine that uses this PKI, delete it and retry."
+    return LockHeld(path, f"The PKI is locked: {path} exists ({detail}).\n{advice}", pid=stale.pid)
 
 
 def _waiting_can_help(error: LockHeld) -> bool:
@@ -254,40 +336,51 @@ class PKILock:
         self.path = pki_dir / LOCK_FILE_NAME
         self.wait_seconds = wait_seconds
         self._held = False
+        # Kept open while the lock is held, so its flock lasts as long.
+        self._fd: int | None = None
 
     def acquire(self) -> None:
         deadline = time.monotonic() + self.wait_seconds
-        retries_after_release = 3
-        takeovers = 3
+        # Bounds the retries after races that settle at once: a lock released
+        # between two system calls, or changed during a takeover.
+        retries = 6
         while True:
             try:
                 self._create()
                 return
-            except LockHeld as error:
-                if not os.path.lexists(self.path) and retries_after_release > 0:
-                    # The holder released the lock between our two system calls.
-                    retries_after_release -= 1
+            except LockHeld as held:
+                error = held
+            if not os.path.lexists(self.path) and retries > 0:
+                retries -= 1
+                continue
+            can_wait = False
+            stale = _find_stale(self.path)
+            if stale is not None:
+                outcome = self._take_over(stale)
+                if outcome is _Outcome.TAKEN:
+                    return
+                if retries > 0 and outcome in (_Outcome.CHANGED, _Outcome.LOCKED):
+                    # Another run may be taking the same lock over this moment.
+                    retries -= 1
+                    time.sleep(_POLL_SECONDS / 10)
                     continue
-                stale = _find_stale(self.path)
-                if stale is not None and takeovers > 0:
-                    takeovers -= 1
-                    if self._take_over(stale):
-                        return
-                    continue  # the lock changed meanwhile: look at it again
-                if not self.wait_seconds or not _waiting_can_help(error):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise LockHeld(
-                        error.path,
-                        f"Timed out waiting for the PKI lock (--wait-lock={self.wait_seconds:g}). {error}",
-                        pid=error.pid,
-                    ) from None
-                logger.debug("waiting for lock file %s", self.path)
-                time.sleep(_POLL_SECONDS)
+                if outcome is not _Outcome.CHANGED:
+                    error = _kept_stale_lock(self.path, stale, outcome)
+                can_wait = outcome is _Outcome.LOCKED
+            if not self.wait_seconds or not (can_wait or _waiting_can_help(error)):
+                raise error
+            if time.monotonic() >= deadline:
+                raise LockHeld(
+                    error.path,
+                    f"Timed out waiting for the PKI lock (--wait-lock={self.wait_seconds:g}). {error}",
+                    pid=error.pid,
+                ) from None
+            logger.debug("waiting for lock file %s", self.path)
+            time.sleep(_POLL_SECONDS)
 
     def _create(self) -> None:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
         except FileExistsError:
             raise describe_holder(self.path) from None
         except OSError as error:
@@ -296,6 +389,9 @@ class PKILock:
                 "Check the permissions of the PKI folder."
             ) from None
         fault_point("lock-created")
+        # The flock shows other easyrsa_py runs, on other machines or in other
+        # containers too, that this lock is alive whatever its PID means there.
+        _try_flock(fd)
         try:
             os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         except OSError as error:
@@ -305,46 +401,115 @@ class PKILock:
                 f"Cannot write the lock file {self.path}: {error.strerror}. "
                 "Check the free space and permissions of the PKI folder."
             ) from None
-        os.close(fd)
-        self._held = True
+        self._hold(fd)
         logger.debug("created lock file %s", self.path)
 
-    def _take_over(self, stale: _StaleLock) -> bool:
-        """Replace the stale lock file with one containing this process's PID; return whether done."""
-        try:
-            with _takeover_turn(self.path.parent):
-                if _find_stale(self.path) != stale:
-                    return False  # released, replaced or taken over by another run
-                try:
-                    atomic_write(self.path, f"{os.getpid()}\n".encode("ascii"))
-                except OSError as error:
-                    raise EasyRSAError(
-                        f"Cannot replace the stale lock file {self.path}: {error.strerror}. "
-                        "Check the free space and permissions of the PKI folder."
-                    ) from None
-        except _TakeoverBusy as busy:
-            logger.debug("cannot take over the stale lock file %s: %s", self.path, busy)
-            return False
+    def _hold(self, fd: int) -> None:
+        self._fd = fd
         self._held = True
+        _HELD_PATHS.add(_held_key(self.path))
+
+    def _take_over(self, stale: _StaleLock) -> _Outcome:
+        """Put a lock file containing this process's PID in place of the stale one."""
+        try:
+            fd, temp_name = self._write_replacement()
+            try:
+                outcome = self._swap_in(stale, temp_name)
+            except BaseException:
+                os.close(fd)
+                _remove_quietly(Path(temp_name))
+                raise
+        except OSError as error:
+            raise EasyRSAError(
+                f"Cannot replace the stale lock file {self.path}: {error.strerror}. "
+                "Check the free space and permissions of the PKI folder."
+            ) from None
+        if outcome is not _Outcome.TAKEN:
+            os.close(fd)
+            _remove_quietly(Path(temp_name))
+            logger.debug("did not take over the lock file %s: %s", self.path, outcome.value)
+            return outcome
+        self._hold(fd)
         logger.warning(_describe_taken_over(self.path, stale))
-        return True
+        return outcome
+
+    def _write_replacement(self) -> tuple[int, str]:
+        """Write this process's PID to a new file beside the lock, flocked before anyone can see it."""
+        fault_point("write-temp-before", self.path)
+        name = str(self.path.parent / f".{self.path.name}.{os.urandom(6).hex()}.tmp")
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
+        try:
+            _try_flock(fd)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            fault_point("write-temp-after", self.path)
+        except BaseException:
+            os.close(fd)
+            _remove_quietly(Path(name))
+            raise
+        return fd, name
+
+    def _swap_in(self, stale: _StaleLock, temp_name: str) -> _Outcome:
+        """Swap the new lock file in, if the stale one is still in place and flock-free.
+
+        The flock on the stale file makes concurrent takeovers take turns and
+        finds a holder whose PID means nothing here. Swapping the two names
+        keeps `lock.file` present throughout. If another file took the name
+        since the check, the swap is undone and that file keeps its name.
+        """
+        stale_fd = _open_same_file(self.path, stale)
+        if stale_fd is None:
+            return _Outcome.CHANGED
+        try:
+            flocked = _try_flock(stale_fd)
+            if flocked is None:
+                return _Outcome.NO_FLOCK
+            if not flocked:
+                return _Outcome.LOCKED
+            if _find_stale(self.path) != stale:
+                return _Outcome.CHANGED
+            fault_point("write-rename-before", self.path)
+            try:
+                exchanged = _exchange(temp_name, self.path)
+            except FileNotFoundError:
+                return _Outcome.CHANGED  # deleted since the check: the next attempt creates it
+            if not exchanged:
+                # NOTE: without renameat2's exchange, a lock file created in the
+                # instant after the check above would be replaced.
+                os.replace(temp_name, self.path)
+                fault_point("write-rename-after", self.path)
+                return _Outcome.TAKEN
+            fault_point("write-rename-after", self.path)
+            info = os.lstat(temp_name)
+            if (info.st_dev, info.st_ino) != (stale.device, stale.inode):
+                _exchange(temp_name, self.path)
+                return _Outcome.CHANGED
+            os.unlink(temp_name)
+            return _Outcome.TAKEN
+        finally:
+            os.close(stale_fd)
 
     def release(self) -> None:
         if not self._held:
             return
         self._held = False
-        if _read_pid(self.path) != os.getpid():
-            logger.warning(
-                "lock file %s no longer contains this process's ID; left in place",
-                self.path,
-            )
-            return
+        _HELD_PATHS.discard(_held_key(self.path))
         try:
-            os.unlink(self.path)
-        except OSError as error:
-            if error.errno != errno.ENOENT:
-                raise
-        logger.debug("removed lock file %s", self.path)
+            if _read_pid(self.path) != os.getpid():
+                logger.warning(
+                    "lock file %s no longer contains this process's ID; left in place",
+                    self.path,
+                )
+                return
+            try:
+                os.unlink(self.path)
+            except OSError as error:
+                if error.errno != errno.ENOENT:
+                    raise
+            logger.debug("removed lock file %s", self.path)
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> Self:
         self.acquire()

@@ -26,7 +26,7 @@ from easyrsa_py import cli, commands, database, files, revoke  # noqa: F401 - lo
 
 # The child may run as a user that cannot read the interpreter's files, so
 # every lazy import and lookup a command makes happens here, before fork.
-files._renameat2()
+files.libc_renameat2()
 
 
 def run_forked(

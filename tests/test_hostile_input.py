@@ -289,7 +289,7 @@ def hold_with_dangling_link(lock: Path) -> None:
 
 LOCK_HOLDERS = {
     "directory": (hold_with_directory, ""),
-    "link to a dead process's lock": (hold_with_link_to_dead_process, "stale"),
+    "link to a dead process's lock": (hold_with_link_to_dead_process, "symbolic link"),
     "live process": (hold_with_live_process, "still running"),
     "dangling link": (hold_with_dangling_link, ""),
 }

@@ -103,7 +103,7 @@ def test_lock_stale_file_kept_without_flock(tmp_path, monkeypatch):
     monkeypatch.setattr(fcntl, "flock", no_flock)
     with pytest.raises(LockHeld) as caught:
         PKILock(tmp_path).acquire()
-    assert "could not take it over" in str(caught.value)
+    assert "does not support the flock" in str(caught.value)
     assert (tmp_path / "lock.file").read_text() == f"{dead_pid}\n"
 
 

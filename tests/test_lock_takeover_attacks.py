@@ -2,8 +2,8 @@
 
 A lock file is stale when its PID no longer runs, when it contains this
 process's own PID, or when it has stayed empty for EMPTY_LOCK_SECONDS.
-easyrsa_py replaces a stale lock file with one containing its own PID in one
-rename, under an flock on the PKI folder. These tests check that:
+easyrsa_py swaps a stale lock file with one containing its own PID in one
+rename, under an flock on the stale file. These tests check that:
 
 - in a burst of easyrsa_py runs on one stale lock, exactly one run takes
   the lock over and no two runs hold the lock at once. Some runs use
@@ -15,7 +15,9 @@ rename, under an flock on the PKI folder. These tests check that:
   lock file whose content is not a PID give a clear message and leave the
   lock file as it was;
 - a lock file deleted or replaced while a run checks it is handled;
-- a command that fails after taking the lock over releases it.
+- a command that fails after taking the lock over releases it;
+- a lock whose PID looks dead but whose file a live process holds an flock
+  on (easyrsa_py on another machine or in another container) is left alone.
 
 No test measures time. Bursts wait for each other through shared memory,
 not through sleeps. EASYRSA_PY_TAKEOVER_BURSTS sets how many bursts each
@@ -37,6 +39,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -50,7 +53,7 @@ from pkitools import pki_state, read_index, run_product
 from reference import reference_env, tree_snapshot
 
 from easyrsa_py import lock
-from easyrsa_py.errors import EXIT_LOCK, EasyRSAError, LockHeld
+from easyrsa_py.errors import EXIT_LOCK, LockHeld
 from easyrsa_py.lock import EMPTY_LOCK_SECONDS, PKILock
 
 FIXTURE = "v3.2.7-rsa"
@@ -63,7 +66,6 @@ TAKEOVER_FAULT_POINTS = (
     "write-temp-after",
     "write-rename-before",
     "write-rename-after",
-    "dir-fsync-before",
 )
 FORK = multiprocessing.get_context("fork")
 
@@ -483,7 +485,7 @@ def test_link_to_dead_pid_not_taken_over(pki_copy):
     before = pki_state(pki)
     result = run_forked(pki, ["--batch", "build-client-full", "zed", "nopass"])
     assert result.returncode == EXIT_LOCK, result.stderr
-    assert "could not take it over" in result.stderr
+    assert "symbolic link, which easyrsa-py never takes over" in result.stderr
     assert pki_state(pki) == before
 
 
@@ -582,9 +584,9 @@ def test_lock_replaced_by_folder_before_replace(tmp_path, monkeypatch):
         lock_file.mkdir()
 
     _change_after_check(monkeypatch, 2, replace_with_folder)
-    with pytest.raises(EasyRSAError) as caught:
+    with pytest.raises(LockHeld) as caught:
         PKILock(tmp_path).acquire()
-    assert f"Cannot replace the stale lock file {lock_file}" in str(caught.value)
+    assert "it is not a regular file" in str(caught.value)
     assert lock_file.is_dir()
     assert sorted(os.listdir(tmp_path)) == ["lock.file"]
 
@@ -600,7 +602,8 @@ def test_takeover_without_flock_support(tmp_path, monkeypatch):
     monkeypatch.setattr(fcntl, "flock", no_locks)
     with pytest.raises(LockHeld) as caught:
         PKILock(tmp_path, wait_seconds=PATIENCE_SECONDS).acquire()
-    assert f"process {dead_pid} is no longer running" in str(caught.value)
+    assert f"process {dead_pid} is not running here" in str(caught.value)
+    assert "does not support the flock" in str(caught.value)
     assert lock_file.read_text() == f"{dead_pid}\n"
 
 
@@ -641,3 +644,124 @@ def test_wait_lock_still_waits_for_live_holder(pki_copy):
     assert "Timed out waiting for the PKI lock (--wait-lock=1)" in result.stderr
     assert f"process {holder.pid} holds it and is still running" in result.stderr
     assert (pki / "lock.file").read_text() == f"{holder.pid}\n"
+
+
+# --- defects found by these attacks, fixed ------------------------------------
+
+
+@pytest.mark.parametrize("pid", [2**31, 2**63, int("9" * 60)])
+def test_lock_with_pid_too_big_for_kill(pid, pki_copy):
+    pki = pki_copy(FIXTURE)
+    (pki / "lock.file").write_text(f"{pid}\n")
+    result = run_forked(pki, ["--batch", "build-client-full", "zed", "nopass"])
+    assert "Traceback" not in result.stderr
+    assert result.returncode == EXIT_LOCK, result.stderr
+    assert "does not contain a process ID" in result.stderr
+
+
+def test_lock_with_text_after_pid_not_taken_over(tmp_path):
+    content = f"{_dead_pid()}\n" + " " * 100 + "not a lock file easy-rsa wrote\n"
+    (tmp_path / "lock.file").write_text(content)
+    with pytest.raises(LockHeld):
+        PKILock(tmp_path).acquire()
+    assert (tmp_path / "lock.file").read_text() == content
+
+
+def test_live_lock_created_after_check_not_overwritten(tmp_path, monkeypatch):
+    lock_file = tmp_path / "lock.file"
+    lock_file.write_text(f"{_dead_pid()}\n")
+
+    def delete_and_lock() -> None:
+        lock_file.unlink()
+        lock_file.write_text(f"{os.getppid()}\n")
+
+    _change_after_check(monkeypatch, 2, delete_and_lock)
+    with pytest.raises(LockHeld):
+        PKILock(tmp_path).acquire()
+    assert lock_file.read_text() == f"{os.getppid()}\n"
+    assert sorted(os.listdir(tmp_path)) == ["lock.file"]
+
+
+def test_link_planted_after_check_not_written_through(tmp_path, monkeypatch):
+    lock_file = tmp_path / "lock.file"
+    lock_file.write_text(f"{_dead_pid()}\n")
+    victim = tmp_path.parent / f"{tmp_path.name}-victim"
+    victim.write_text("precious\n")
+
+    def plant_link() -> None:
+        lock_file.unlink()
+        lock_file.symlink_to(victim)
+
+    _change_after_check(monkeypatch, 2, plant_link)
+    with pytest.raises(LockHeld):
+        PKILock(tmp_path).acquire()
+    assert victim.read_text() == "precious\n"
+    assert lock_file.is_symlink()
+
+
+def test_second_lock_in_same_process_refused(tmp_path):
+    with PKILock(tmp_path):
+        with pytest.raises(LockHeld):
+            PKILock(tmp_path).acquire()
+        assert (tmp_path / "lock.file").read_text() == f"{os.getpid()}\n"
+    assert not (tmp_path / "lock.file").exists()
+
+
+def test_garbage_lock_message_promises_no_takeover(tmp_path):
+    (tmp_path / "lock.file").write_text("not a pid\n")
+    with pytest.raises(LockHeld) as caught:
+        PKILock(tmp_path).acquire()
+    assert "takes over a lock file that stays empty" not in str(caught.value)
+    assert "never takes over such a file" in str(caught.value)
+
+
+# --- a holder whose PID means nothing here -------------------------------------
+
+
+def _flock_holder(lock_file: Path, ready: Any, done: Any) -> None:
+    """Hold an flock on `lock_file` as a run in another container would."""
+    fd = os.open(lock_file, os.O_WRONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    ready.set()
+    done.wait(PATIENCE_SECONDS)
+    os.close(fd)
+
+
+def test_flocked_lock_with_dead_pid_kept(pki_copy):
+    pki = pki_copy(FIXTURE)
+    dead_pid = _write_stale_lock(pki)
+    ready, done = FORK.Event(), FORK.Event()
+    holder = FORK.Process(target=_flock_holder, args=(pki / "lock.file", ready, done))
+    holder.start()
+    try:
+        assert ready.wait(PATIENCE_SECONDS)
+        before = pki_state(pki)
+        result = run_forked(pki, ["--batch", "build-client-full", "zed", "nopass"])
+        assert result.returncode == EXIT_LOCK, result.stderr
+        assert f"process {dead_pid} is not running here, but a running process holds an flock" in result.stderr
+        assert "delete" not in result.stderr.lower()
+        assert pki_state(pki) == before
+    finally:
+        done.set()
+        holder.join(PATIENCE_SECONDS)
+
+
+def test_wait_lock_takes_over_once_flock_released(pki_copy):
+    pki = pki_copy(FIXTURE)
+    dead_pid = _write_stale_lock(pki)
+    ready, done = FORK.Event(), FORK.Event()
+    holder = FORK.Process(target=_flock_holder, args=(pki / "lock.file", ready, done))
+    holder.start()
+    assert ready.wait(PATIENCE_SECONDS)
+    # The holder lets go a moment after the waiting run has started.
+    release = threading.Timer(0.5, done.set)
+    release.start()
+    try:
+        result = run_forked(pki, [f"--wait-lock={PATIENCE_SECONDS}", "--batch", "build-client-full", "zed", "nopass"])
+    finally:
+        done.set()
+        release.join()
+        holder.join(PATIENCE_SECONDS)
+    assert result.returncode == 0, result.stderr
+    assert f"process {dead_pid}, which created it, is no longer running" in result.stderr
+    assert (pki / "issued" / "zed.crt").exists()
