@@ -59,6 +59,9 @@ _TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 # (st_dev, st_ino), plus (st_size, st_mtime_ns) for a regular file so that a
 # rewrite in place, which keeps the inode, counts as a change too.
 Identity = tuple[int, ...]
+# easyrsa_py.lock's file, which init-pki takes over inside its handler. The
+# lock is no PKI data, so its changes are left out of the journal.
+_LOCK_FILE_NAME = "lock.file"
 
 
 class JournalConflict(EasyRSAError):
@@ -75,11 +78,11 @@ class JournalConflict(EasyRSAError):
         )
 
 
-def _fault(point: str) -> None:
+def _fault(point: str, path: Path) -> None:
     # Imported here because files imports this module.
     from easyrsa_py import files
 
-    files.fault_point(point)
+    files.fault_point(point, path)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -133,8 +136,17 @@ class Journal:
             _recover_one(self.root, os.getpid(), self.folder)
         os.mkdir(self.folder, 0o700)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self._log_fd = os.open(self.folder / LOG_NAME, flags, 0o600)
-        _fsync_folder(self.root)
+        fd = -1
+        try:
+            fd = os.open(self.folder / LOG_NAME, flags, 0o600)
+            _fsync_folder(self.root)
+        except BaseException:
+            # A journal that could not be started must not stay behind.
+            if fd >= 0:
+                os.close(fd)
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        self._log_fd = fd
         return True
 
     def _stored(self, path: Path) -> str:
@@ -158,7 +170,7 @@ class Journal:
         except OSError as error:
             raise OSError(error.errno, error.strerror, str(self.folder / LOG_NAME)) from error
         self.entries.append(entry)
-        _fault("journal-record")
+        _fault("journal-record", self.folder / LOG_NAME)
 
     def _make_backup(self, path: Path) -> tuple[str, bool]:
         """Keep the file at `path` in the folder; return its name there and whether it is a copy."""
@@ -174,7 +186,7 @@ class Journal:
 
     def write(self, target: Path, temporary: Path) -> None:
         """Record that `temporary` is about to be renamed over `target`."""
-        if not self._open():
+        if _absolute(target) == self.root / _LOCK_FILE_NAME or not self._open():
             return
         old = _identity(target)
         backup, copied = self._make_backup(target) if old is not None else (None, False)
@@ -241,7 +253,7 @@ class Journal:
         self._log_fd = None
         os.unlink(self.folder / LOG_NAME)
         _fsync_folder(self.folder)
-        _fault("journal-commit")
+        _fault("journal-commit", self.folder)
         shutil.rmtree(self.folder, ignore_errors=True)
         self.entries = []
         self._backup_count = 0

@@ -253,6 +253,9 @@ def _clear_pki(root: Path, soft: bool) -> None:
     """Delete the PKI's entries except the lock file. A soft reset keeps reqs/, vars and the TLS key."""
     tls_key = _read_tls_key(root) if soft else None
     names = _SOFT_RESET_ENTRIES if soft else [entry.name for entry in root.iterdir()]
+    # private/ with the CA key goes first, so a clearing cut short leaves no
+    # CA that easy-rsa would sign with or write a CRL from.
+    names = sorted(names, key=lambda name: name != "private")
     own_journal = f"{journal.FOLDER_PREFIX}{os.getpid()}"
     for name in names:
         if name in (LOCK_FILE_NAME, own_journal):

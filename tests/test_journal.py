@@ -110,6 +110,22 @@ def test_rollback_keeps_inode_of_replaced_file(tmp_path: Path) -> None:
     assert (root / "serial").stat().st_ino == inode
 
 
+def test_lock_file_is_not_recorded(tmp_path: Path) -> None:
+    # init-pki takes over a stale lock inside its handler, and releases it
+    # before a failure is undone.
+    root = tmp_path / "pki"
+    root.mkdir()
+    (root / "lock.file").write_text("999999999\n")
+    with pytest.raises(OSError, match="stop"), journal.recording(root):
+        files.atomic_write(root / "lock.file", b"1\n")
+        (root / "lock.file").unlink()
+        files.atomic_write(root / "index.txt", b"")
+        raise OSError("stop")
+    assert not (root / "lock.file").exists()
+    assert not (root / "index.txt").exists()
+    assert journal_folders(root) == []
+
+
 def test_commit_point_keeps_earlier_changes(tmp_path: Path) -> None:
     root = tmp_path / "pki"
     root.mkdir()
