@@ -7,14 +7,17 @@ After each kill it checks that:
 
 - the PKI, index.txt and files together, equals the state before the
   command or the state after it. A revocation may also stop with its
-  index.txt row already `R` and some files not yet moved; the next run of
-  the same command must then finish the moves and print a notice.
+  index.txt row already `R` and some files not yet moved ("partial"); its
+  undo journal then lets the next run restore the state before.
 - crl.pem and crl.der are each a complete CRL signed by the CA.
-- the next easyrsa_py run reports the stale lock with exit code 17 and
-  changes nothing, and so does easy-rsa 3.2.7 in batch mode.
-- once the lock is deleted, easy-rsa 3.2.7 can read the PKI (gen-crl on a
-  copy succeeds and lists the revoked rows), and running the command again
-  reaches the after state.
+- easy-rsa 3.2.7 in batch mode stops at the lock left behind with exit
+  code 17 and changes nothing.
+- easy-rsa 3.2.7 can read the PKI: gen-crl on a copy, with the lock
+  removed in the copy only, succeeds and lists the revoked rows.
+- the next easyrsa_py run of the same command, with the stale lock still
+  in place, takes the lock over, undoes the interrupted command when its
+  journal log is left (saying so), and reaches the after state. When the
+  kill left the after state with no log, gen-crl runs instead.
 
 Temporary files that a kill leaves beside a target (`.NAME.<hex>.tmp`) are
 allowed: no tool reads them. The `.old` backups of index.txt and
@@ -47,6 +50,7 @@ from cryptography import x509
 from forked_cli import run_forked
 from pkitools import product_command, product_env, read_index, run_product
 
+from easyrsa_py import journal
 from easyrsa_py.errors import EXIT_LOCK
 from easyrsa_py.files import FAULT_POINTS, FAULT_VARIABLE
 
@@ -59,7 +63,10 @@ LOCK = "lock.file"
 MAX_HITS = 40
 RANDOM_RUNS = int(os.environ.get("EASYRSA_PY_CRASH_RUNS", "8"))
 KILLED = -signal.SIGKILL
-FINISHED_NOTICE = "an earlier revocation was interrupted"
+TOOK_OVER = "Took over the"
+UNDID = "Undid an interrupted command of process"
+# An empty lock file counts as stale once it is older than a minute.
+EMPTY_LOCK_AGE = 61
 
 
 @dataclass(frozen=True)
@@ -121,12 +128,14 @@ def core_state(pki: Path) -> dict[str, tuple[int, str]]:
     """Map each path to its mode and content, leaving out what a crash may leave behind.
 
     Left out: the lock file, temporary files, the CRLs and the `.old`
-    backups, which the other checks cover.
+    backups, which the other checks cover, and the undo journal.
     """
     state: dict[str, tuple[int, str]] = {}
     for entry in sorted(pki.rglob("*")):
         relative = entry.relative_to(pki).as_posix()
         if relative in (LOCK, *CRL_FILES, *BACKUPS) or TEMP_FILE.fullmatch(entry.name):
+            continue
+        if relative.startswith(journal.FOLDER_PREFIX):
             continue
         mode = entry.lstat().st_mode & 0o7777
         if entry.is_dir():
@@ -227,22 +236,19 @@ def is_partial_revocation(state: dict[str, tuple[int, str]], outcomes: Outcomes)
     return True
 
 
-def check_stale_lock(pki: Path, case: Case, reference, label: str) -> None:
-    """Check that easyrsa_py and easy-rsa 3.2.7 both stop at the lock a kill left."""
+def has_undo_log(pki: Path) -> bool:
+    """Return whether a killed command left an undo log, which the next run must undo."""
+    return any((folder / journal.LOG_NAME).is_file() for folder in pki.glob(f"{journal.FOLDER_PREFIX}*"))
+
+
+def check_script_stops(pki: Path, case: Case, reference, label: str) -> None:
+    """Check that easy-rsa 3.2.7 stops at the lock a kill left, changing nothing."""
     if not (pki / LOCK).exists():
         return
-    unchanged = core_state(pki), file_bytes(pki, (LOCK, *CRL_FILES, *BACKUPS))
-    result = run_forked(pki, case.command)
-    assert result.returncode == EXIT_LOCK, f"{label}: {result.stderr}"
-    lock_text = (pki / LOCK).read_text()
-    if lock_text.strip():
-        assert "stale" in result.stderr, f"{label}: {result.stderr}"
-        assert lock_text.strip() in result.stderr, f"{label}: {result.stderr}"
-    else:
-        assert "does not contain a process ID" in result.stderr, f"{label}: {result.stderr}"
+    unchanged = core_state(pki), file_bytes(pki, (LOCK, *CRL_FILES, *BACKUPS)), has_undo_log(pki)
     script = reference.run(pki, *case.command, check=False)
     assert script.returncode == EXIT_LOCK, f"{label}: easy-rsa 3.2.7 output {script.stdout}"
-    assert (core_state(pki), file_bytes(pki, (LOCK, *CRL_FILES, *BACKUPS))) == unchanged, label
+    assert (core_state(pki), file_bytes(pki, (LOCK, *CRL_FILES, *BACKUPS)), has_undo_log(pki)) == unchanged, label
 
 
 def check_script_reads(pki: Path, case: Case, reference, label: str) -> None:
@@ -250,6 +256,7 @@ def check_script_reads(pki: Path, case: Case, reference, label: str) -> None:
     with tempfile.TemporaryDirectory(prefix="crash-copy-") as scratch:
         copy = Path(scratch) / "pki"
         shutil.copytree(pki, copy, symlinks=True)
+        (copy / LOCK).unlink(missing_ok=True)
         result = reference.run(copy, *case.options, "gen-crl", check=False)
         assert result.returncode == 0, f"{label}: easy-rsa 3.2.7 gen-crl failed: {result.stderr}"
         crl = x509.load_pem_x509_crl((copy / "crl.pem").read_bytes())
@@ -290,7 +297,14 @@ def situation(pki: Path, outcomes: Outcomes) -> str:
         lock_kind = "pid" if lock.read_text().strip() else "empty"
     crls = file_bytes(pki, CRL_FILES)
     crl_is_old = [crls[name] == outcomes.crls_before[name] for name in CRL_FILES]
-    parts = [repr(core_state(pki)), repr(file_bytes(pki, BACKUPS)), repr(crl_is_old), repr(leftovers), lock_kind]
+    parts = [
+        repr(core_state(pki)),
+        repr(file_bytes(pki, BACKUPS)),
+        repr(crl_is_old),
+        repr(leftovers),
+        lock_kind,
+        repr(has_undo_log(pki)),
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -310,25 +324,40 @@ def check_after_kill(
         return found
     if seen is not None:
         seen.add(key)
-    check_stale_lock(pki, case, reference, label)
-    (pki / LOCK).unlink(missing_ok=True)
+    check_script_stops(pki, case, reference, label)
     check_script_reads(pki, case, reference, label)
     finish(pki, case, outcomes, found, label)
     return found
 
 
+def age_empty_lock(pki: Path) -> None:
+    """Date an empty lock file back past the minute after which it counts as stale."""
+    lock = pki / LOCK
+    if lock.exists() and not lock.read_text().strip():
+        old = time.time() - EMPTY_LOCK_AGE
+        os.utime(lock, (old, old))
+
+
 def finish(pki: Path, case: Case, outcomes: Outcomes, found: str, label: str) -> None:
-    """Run the command again where it has work left, and check it reaches the after state."""
-    if found == "after":
-        if "--gen-crl" in case.arguments:
-            # The revocation is complete; only the CRL may be left to write.
-            result = run_forked(pki, [*case.options, "gen-crl"])
-            assert result.returncode == 0, f"{label}: {result.stderr}"
-        return
-    result = run_forked(pki, case.command)
-    assert result.returncode == 0, f"{label}: the run after the kill failed: {result.stderr}"
+    """Run the command again with the stale lock in place, and check it reaches the after state.
+
+    A "partial" state always has its undo log. The after state without a
+    log is final, so the command is done and gen-crl runs in its place.
+    """
+    undo = has_undo_log(pki)
+    lock_left = (pki / LOCK).exists()
     if found == "partial":
-        assert FINISHED_NOTICE in result.stderr, f"{label}: {result.stderr}"
+        assert undo, f"{label}: a partial revocation left no undo log"
+    age_empty_lock(pki)
+    command = case.command if undo or found != "after" else [*case.options, "gen-crl"]
+    result = run_forked(pki, command)
+    assert result.returncode == 0, f"{label}: the run after the kill failed: {result.stderr}"
+    if lock_left:
+        assert TOOK_OVER in result.stderr, f"{label}: {result.stderr}"
+    if undo:
+        assert UNDID in result.stderr, f"{label}: {result.stderr}"
+    assert list(pki.glob(f"{journal.FOLDER_PREFIX}*")) == [], f"{label}: the undo journal is left"
+    assert not (pki / LOCK).exists(), label
     assert core_state(pki) == outcomes.after, f"{label}: the run after the kill did not finish"
     check_crls(pki, outcomes, label)
 
