@@ -5,7 +5,8 @@ index.txt, inline file), and a kill or a full disk between two steps would
 leave a half-done command behind. So before each change, easyrsa_py.files
 records here how to undo it. The journal of process PID is the folder
 `pki/.easyrsa-py-undo.PID/`, created at the command's first change. Its
-append-only `log` has one JSON line per change, written and flushed with
+append-only `log` has one line per change (a Python literal, since
+ast is loaded at start-up anyway and json is not), written and flushed with
 fsync before the change is made. A file that a change replaces or removes
 is kept in the folder as a hard link to its old inode (or, when no link can
 be made, a copy), and a removed folder is moved there whole.
@@ -34,9 +35,9 @@ system commits metadata changes in order. A SIGKILL loses nothing.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import errno
-import json
 import logging
 import os
 import re
@@ -163,7 +164,7 @@ class Journal:
 
     def _append(self, entry: dict[str, Any]) -> None:
         assert self._log_fd is not None
-        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        line = repr(entry) + "\n"
         try:
             os.write(self._log_fd, line.encode("utf-8", "surrogateescape"))
             os.fsync(self._log_fd)
@@ -572,9 +573,12 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
     entries = []
     for line in path.read_bytes().decode("utf-8", "surrogateescape").splitlines():
         try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
+            entry = ast.literal_eval(line)
+        except (ValueError, SyntaxError):
             break
+        if not isinstance(entry, dict):
+            break
+        entries.append(entry)
     return entries
 
 
