@@ -28,8 +28,8 @@ from easyrsa_py.errors import EXIT_ERROR, EasyRSAError, UsageError
 from easyrsa_py.files import NotARegularFile
 from easyrsa_py.lock import PKILock
 from easyrsa_py.options import parse_command_line
-from easyrsa_py.pki import PKILayout, require_ca, require_pki
-from easyrsa_py.settings import build_settings
+from easyrsa_py.pki import PKILayout, PKINotFound, require_ca, require_pki
+from easyrsa_py.settings import Settings, build_settings
 
 logger = logging.getLogger("easyrsa_py")
 
@@ -87,9 +87,7 @@ def _run(argv: list[str], console: Console) -> int:
         context = Context(settings=settings, layout=PKILayout(settings.pki_dir), console=console,
                           command_name=command.name)
         return _run_handler(command, context, parsed.arguments, lock_held=False)
-    layout = require_pki(settings.pki_dir)
-    if command.needs_ca:
-        require_ca(layout)
+    layout = _checked_layout(command, settings)
     context = Context(settings=settings, layout=layout, console=console, command_name=command.name)
     if settings.no_lockfile or not command.takes_lock:
         return _run_handler(command, context, parsed.arguments, lock_held=False)
@@ -107,18 +105,38 @@ _READ_ONLY_COMMANDS = frozenset(
 
 def _run_handler(command: Command, context: Context, arguments: list[str], *, lock_held: bool) -> int:
     """Undo interrupted commands, then run this one so that a failure undoes its changes."""
-    if command.name not in _READ_ONLY_COMMANDS and _recover(context, lock_held) and command.needs_ca:
+    recovered = command.name not in _READ_ONLY_COMMANDS and _recover(context.settings, lock_held)
+    if recovered and command.needs_ca:
         require_ca(context.layout)
     with journal.recording(context.layout.root):
         return command.handler(context, arguments)
 
 
-def _recover(context: Context, lock_held: bool) -> bool:
+def _checked_layout(command: Command, settings: Settings) -> PKILayout:
+    """Check that the PKI (and CA) the command needs exist, undoing killed commands if they do not.
+
+    A killed init-pki or build-ca leaves files missing until it is undone.
+    """
+    try:
+        layout = require_pki(settings.pki_dir)
+        if command.needs_ca:
+            require_ca(layout)
+        return layout
+    except PKINotFound:
+        if command.name in _READ_ONLY_COMMANDS or not _recover(settings, lock_held=False):
+            raise
+    layout = require_pki(settings.pki_dir)
+    if command.needs_ca:
+        require_ca(layout)
+    return layout
+
+
+def _recover(settings: Settings, lock_held: bool) -> bool:
     """Undo the commands that were killed in this PKI; return whether there were any."""
-    root = context.layout.root
+    root = settings.pki_dir
     if not journal.abandoned_journals(root):
         return False
-    if lock_held or context.settings.no_lockfile:
+    if lock_held or settings.no_lockfile:
         messages = journal.recover(root)
     else:
         with PKILock(root):

@@ -47,7 +47,7 @@ FAULT_POINTS = (
     "remove-after",
     "mkdir-before",
     "lock-created",  # pki/lock.file exists but does not yet contain the PID
-    "journal-record",  # a line of the undo journal is flushed; its change is not yet made
+    "journal-record",  # an undo journal line is flushed, but its change is not yet made
     "journal-commit",  # the undo log is unlinked, so the command counts as done
 )
 
@@ -385,7 +385,7 @@ def remove_if_present(path: Path) -> bool:
 def make_dirs(path: Path, mode: int = 0o777) -> None:
     """Create `path` and its parents; the umask applies as with `mkdir -p`.
 
-    Only `path` itself gets `mode`; the parents get 0o777, as `mkdir -p` gives them.
+    Only `path` itself gets `mode`. The parents get 0o777, as with `mkdir -p`.
     """
     fault_point("mkdir-before", path)
     undo = journal.active()
@@ -401,7 +401,7 @@ def make_dirs(path: Path, mode: int = 0o777) -> None:
         undo.make_folder(folder)
         with contextlib.suppress(FileExistsError):
             folder.mkdir(mode=mode if folder == path else 0o777)
-    # Raises as `mkdir -p` fails when a file stands where a folder must be.
+    # Raises, as `mkdir -p` fails, when a file is where a folder must be.
     path.mkdir(mode=mode, parents=True, exist_ok=True)
 
 

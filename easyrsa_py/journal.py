@@ -5,16 +5,17 @@ index.txt, inline file), and a kill or a full disk between two steps would
 leave a half-done command behind. So before each change, easyrsa_py.files
 records here how to undo it. The journal of process PID is the folder
 `pki/.easyrsa-py-undo.PID/`, created at the command's first change. Its
-append-only `log` has one line per change (a Python literal, since
-ast is loaded at start-up anyway and json is not), written and flushed with
-fsync before the change is made. A file that a change replaces or removes
+append-only `log` has one line per change, written and flushed with fsync
+before the change is made. Each line is a Python dict literal read back with
+ast.literal_eval, because the start-up imports load ast already and json
+would be one more import. A file that a change replaces or removes
 is kept in the folder as a hard link to its old inode (or, when no link can
 be made, a copy), and a removed folder is moved there whole.
 
-Each line also records what the path looks like once the change is made (the
-new file's device and inode, since a rename keeps the temporary file's
-inode), so an undo can tell a change that was made, one that was not, and
-a path that someone else changed since.
+Each line also records what the path looks like once the change is made,
+such as the new file's device and inode (a rename keeps the temporary
+file's inode). An undo can so tell a change that was made from one that was
+not, and both from a path that someone else changed since.
 
 - When the command succeeds, the log is unlinked first. That single step
   makes the command count as done, and then the backups are deleted.
@@ -126,7 +127,7 @@ class Journal:
         self._backup_count = 0
 
     def _open(self) -> bool:
-        """Create the folder and its log; return False when the PKI folder does not exist yet."""
+        """Create the folder and its log, or return False when the PKI folder does not exist yet."""
         if self._log_fd is not None:
             return True
         if not self.root.is_dir():
@@ -174,7 +175,7 @@ class Journal:
         _fault("journal-record", self.folder / LOG_NAME)
 
     def _make_backup(self, path: Path) -> tuple[str, bool]:
-        """Keep the file at `path` in the folder; return its name there and whether it is a copy."""
+        """Keep the file at `path` in the folder, returning its name there and whether it is a copy."""
         name = self._backup_name()
         try:
             os.link(path, self.folder / name, follow_symlinks=False)
@@ -260,7 +261,7 @@ class Journal:
         self._backup_count = 0
 
     def roll_back(self) -> list[str]:
-        """Undo every recorded change, newest first; return what was done, for a message.
+        """Undo every recorded change, newest first, and return a description of each step.
 
         Raises JournalConflict, undoing nothing, when a path changed since.
         """
@@ -300,7 +301,7 @@ def active() -> Journal | None:
 
 @contextlib.contextmanager
 def recording(root: Path) -> Iterator[Journal]:
-    """Record the changes of the block; commit them when it returns, undo them when it raises."""
+    """Record the changes of the block, commit them when it returns and undo them when it raises."""
     global _active
     journal = Journal(root)
     _active = journal
@@ -569,7 +570,7 @@ def _process_exists(pid: int) -> bool:
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
-    """Read a log; a last line cut short by a kill is dropped, since its change was never made."""
+    """Read a log, dropping a last line cut short by a kill, whose change was never made."""
     entries = []
     for line in path.read_bytes().decode("utf-8", "surrogateescape").splitlines():
         try:
@@ -583,7 +584,11 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
 
 
 def abandoned_journals(root: Path) -> list[tuple[int, Path]]:
-    """List the journal folders in `root` whose process is gone, or has this process's PID."""
+    """List the journal folders in `root` whose process is gone, or has this process's PID.
+
+    NOTE: a journal whose PID now belongs to an unrelated running process
+    stays until that process ends, as a lock file with that PID does.
+    """
     found = []
     try:
         names = os.listdir(root)
@@ -600,7 +605,7 @@ def abandoned_journals(root: Path) -> list[tuple[int, Path]]:
 
 
 def recover(root: Path) -> list[str]:
-    """Undo the commands that were killed in the PKI at `root`; return one message per command.
+    """Undo the commands that were killed in the PKI at `root`, returning one message per command.
 
     A journal folder without a log belongs to a command that had finished,
     so it is just deleted. Raises JournalConflict for a journal whose

@@ -344,7 +344,7 @@ def age_empty_lock(pki: Path) -> None:
 
 
 def check_next_run(pki: Path, case: Case, outcomes: Outcomes, kind: str, label: str) -> None:
-    """Run the command again with the stale lock in place; it must reach the after state.
+    """Run the command again with the stale lock in place, and check that it reaches the after state.
 
     The after state without an undo log is final: the command is done, so
     a rerun would stop at the name already in use, and show-ca runs instead
@@ -490,9 +490,9 @@ def test_killed_build_full_is_undone(pki_copy) -> None:
     assert (pki / "issued" / "zed.crt").is_file()
 
 
-def test_killed_build_full_without_journal_says_how_to_finish(pki_copy) -> None:
+def test_unjournaled_build_full_names_next_step(pki_copy) -> None:
     # A PKI left by a run without an undo journal (deleted here) keeps the
-    # key and request, and the rerun says how to sign them.
+    # key and request, and the rerun prints how to sign them.
     pki = pki_copy("v3.2.7-ed25519")
     arguments = [*ED25519, "build-client-full", "zed", "nopass"]
     killed = run_forked(pki, arguments, "write-rename-after:2:kill")

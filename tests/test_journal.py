@@ -194,6 +194,21 @@ def test_soft_init_pki_undoes_killed_command_first(pki_copy) -> None:
     assert journal_folders(pki) == []
 
 
+def test_killed_init_pki_undone_before_checks(pki_copy) -> None:
+    # init-pki clears private/ first, so the PKI looks uninitialised until undone.
+    pki = pki_copy("v3.2.7-ed25519")
+    before = state(pki)
+    result = run_forked(pki, [*ED25519, "init-pki"], "journal-record:2:kill")
+    assert result.returncode == KILLED
+    assert not (pki / "private").exists()
+
+    rerun = run_forked(pki, ["--batch", "show-ca"])
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert UNDID in rerun.stderr
+    assert state(pki) == before
+
+
 def test_unlocked_read_only_command_ignores_journal(pki_copy) -> None:
     pki = pki_copy("v3.2.7-ed25519")
     killed_build(pki)
