@@ -76,8 +76,9 @@ SERIAL_NAME = re.compile(r"[0-9A-F]{16,}(?=\.)")
 TEMP_FILE = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{12}\.tmp")
 # Points where a full disk can fail a write; the others only rename or
 # delete. write-temp-after also covers write-temp-before's path, with a
-# temporary file to remove as well.
-WRITE_POINTS = ("write-temp-after", "mkdir-before")
+# temporary file to remove as well, and journal-record a full disk while
+# the undo log grows.
+WRITE_POINTS = ("write-temp-after", "mkdir-before", "journal-record")
 ED25519 = ("--batch", "--use-algo=ed", "--curve=ed25519")
 
 
