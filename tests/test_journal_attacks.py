@@ -47,7 +47,10 @@ def journal_folders(pki: Path) -> list[Path]:
 
 
 def has_undo_log(pki: Path) -> bool:
-    return any((folder / journal.LOG_NAME).is_file() for folder in journal_folders(pki))
+    """Return whether a journal is left to be undone, not one with a `redo` file to be finished."""
+    return any(
+        (folder / journal.LOG_NAME).is_file() and not (folder / "redo").exists() for folder in journal_folders(pki)
+    )
 
 
 def run_ok(pki: Path, arguments: list[str]) -> None:
@@ -99,7 +102,6 @@ CASES = [
     Case("import-req", ("--batch", "import-req", "{outside}/ext.req", "zed"), setup=(external_request,)),
     Case("build-server-full", (*ED25519, "build-server-full", "srv", "nopass")),
     Case("build-serverClient-full", (*ED25519, "build-serverClient-full", "both", "nopass")),
-    Case("revoke-renewed", ("--batch", "revoke-renewed", "alice"), setup=((*ED25519, "renew", "alice"),)),
     Case(
         "set-pass-encrypted",
         ("--batch", "--passin=pass:first-pass-1234", "--passout=pass:second-pass-1234", "set-pass", "alice"),
@@ -279,7 +281,7 @@ def test_scripts_ignore_pending_journal(pki_copy, reference_for, version: str) -
 
 # --- a full disk, modes ---------------------------------------------------------------------
 
-FULL_DISK_CASES = [case for case in CASES if case.name in ("sign-req", "revoke-renewed", "renew-ca", "import-req")]
+FULL_DISK_CASES = [case for case in CASES if case.name in ("sign-req", "renew-ca", "import-req")]
 
 
 @pytest.mark.parametrize("case", FULL_DISK_CASES, ids=str)
