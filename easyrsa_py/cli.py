@@ -8,7 +8,6 @@ EasyRSAError into a message on stderr and the error's exit code.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ from easyrsa_py.commands import (
 )
 from easyrsa_py.console import Console
 from easyrsa_py.errors import EXIT_ERROR, EasyRSAError, UsageError
-from easyrsa_py.files import NotARegularFile
+from easyrsa_py.files import describe_os_error
 from easyrsa_py.lock import PKILock
 from easyrsa_py.options import parse_command_line
 from easyrsa_py.pki import PKILayout, PKINotFound, require_ca, require_pki
@@ -87,12 +86,12 @@ def _run(argv: list[str], console: Console) -> int:
         context = Context(settings=settings, layout=PKILayout(settings.pki_dir), console=console,
                           command_name=command.name)
         return _run_handler(command, context, parsed.arguments, lock_held=False)
-    layout = _checked_layout(command, settings)
+    layout = _checked_layout(command, settings, console)
     context = Context(settings=settings, layout=layout, console=console, command_name=command.name)
     if settings.no_lockfile or not command.takes_lock:
         return _run_handler(command, context, parsed.arguments, lock_held=False)
-    with PKILock(layout.root, wait_seconds=wait_lock_seconds):
-        return _run_handler(command, context, parsed.arguments, lock_held=True)
+    with PKILock(layout.root, wait_seconds=wait_lock_seconds, notify=console.alert) as lock:
+        return _run_handler(command, context, parsed.arguments, lock_held=True, took_over=lock.took_over)
 
 
 # Commands that take no lock and never write to the PKI. They skip the undo
@@ -103,16 +102,45 @@ _READ_ONLY_COMMANDS = frozenset(
 )
 
 
-def _run_handler(command: Command, context: Context, arguments: list[str], *, lock_held: bool) -> int:
-    """Undo interrupted commands, then run this one so that a failure undoes its changes."""
-    recovered = command.name not in _READ_ONLY_COMMANDS and _recover(context.settings, lock_held)
+def _run_handler(
+    command: Command, context: Context, arguments: list[str], *, lock_held: bool, took_over: bool = False
+) -> int:
+    """Undo or finish interrupted commands, then run this one so that a failure undoes its changes."""
+    if command.name in _READ_ONLY_COMMANDS:
+        _warn_pending(command, context)
+    recovered = command.name not in _READ_ONLY_COMMANDS and _recover(context.settings, context.console, lock_held)
+    if (recovered or took_over) and lock_held:
+        removed = journal.remove_temporary_files(context.layout.root)
+        if removed:
+            context.console.alert(
+                f"Removed {len(removed)} temporary file(s) that the interrupted command left, such as {removed[0]}."
+            )
     if recovered and command.needs_ca:
         require_ca(context.layout)
-    with journal.recording(context.layout.root):
+    with journal.recording(context.layout.root, notify=context.console.warn):
         return command.handler(context, arguments)
 
 
-def _checked_layout(command: Command, settings: Settings) -> PKILayout:
+def _warn_pending(command: Command, context: Context) -> None:
+    """Stop `upload` and `crl-status`, and warn other read-only commands, while a killed command is pending.
+
+    Until the next writing command undoes or finishes it, the PKI may be
+    half changed, and an upload would publish a CRL that is then undone.
+    """
+    pending = journal.abandoned_journals(context.layout.root)
+    if not pending:
+        return
+    folder = pending[0][1]
+    text = (
+        f"A killed command left the PKI half changed ({folder}). Any writing easyrsa-py "
+        "command, such as 'easyrsa update-db', undoes or finishes it first."
+    )
+    if command.name in ("upload", "crl-status"):
+        raise EasyRSAError(f"{text} Run one, then run '{command.name}' again.")
+    context.console.warn(text)
+
+
+def _checked_layout(command: Command, settings: Settings, console: Console) -> PKILayout:
     """Check that the PKI (and CA) the command needs exist, undoing killed commands if they do not.
 
     A killed init-pki or build-ca leaves files missing until it is undone.
@@ -123,7 +151,7 @@ def _checked_layout(command: Command, settings: Settings) -> PKILayout:
             require_ca(layout)
         return layout
     except PKINotFound:
-        if command.name in _READ_ONLY_COMMANDS or not _recover(settings, lock_held=False):
+        if command.name in _READ_ONLY_COMMANDS or not _recover(settings, console, lock_held=False):
             raise
     layout = require_pki(settings.pki_dir)
     if command.needs_ca:
@@ -131,7 +159,7 @@ def _checked_layout(command: Command, settings: Settings) -> PKILayout:
     return layout
 
 
-def _recover(settings: Settings, lock_held: bool) -> bool:
+def _recover(settings: Settings, console: Console, lock_held: bool) -> bool:
     """Undo the commands that were killed in this PKI; return whether there were any."""
     root = settings.pki_dir
     if not journal.abandoned_journals(root):
@@ -139,32 +167,11 @@ def _recover(settings: Settings, lock_held: bool) -> bool:
     if lock_held or settings.no_lockfile:
         messages = journal.recover(root)
     else:
-        with PKILock(root):
+        with PKILock(root, notify=console.alert):
             messages = journal.recover(root)
     for message in messages:
-        logger.warning(message)
+        console.alert(message)
     return True
-
-
-def _describe_os_error(error: OSError) -> str:
-    """Say which file an operating-system error concerns and what to check."""
-    path = error.filename or "a PKI file"
-    if isinstance(error, NotARegularFile):
-        return f"Cannot write {path}: it is not a regular file. Move it away and run the command again."
-    if isinstance(error, PermissionError):
-        return f"Permission denied for {path}. Check its owner and mode, and those of its folder."
-    if error.errno == errno.ENOSPC:
-        return f"No space left on the device for {path}. Free some space and run the command again."
-    if error.errno == errno.EEXIST and not Path(path).is_dir():
-        return (
-            f"Cannot create the folder {path}: a file of that name is in the way. "
-            "Move it away and run the command again."
-        )
-    if error.errno == errno.ENOTDIR:
-        return f"Cannot use {path}: a file stands where a folder is expected. Move it away and run the command again."
-    if error.errno == errno.ENAMETOOLONG:
-        return f"The file name {path} is too long."
-    return f"{error.strerror or error}: {path}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"\nError: {error}\n")
         return error.exit_code
     except OSError as error:
-        sys.stderr.write(f"\nError: {_describe_os_error(error)}\n")
+        sys.stderr.write(f"\nError: {describe_os_error(error)}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("\nInterrupted.\n")

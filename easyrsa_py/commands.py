@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from easyrsa_py import EASYRSA_COMPAT_VERSION, __version__
-from easyrsa_py.errors import CertificateNotFound, FileFormatError, UsageError
+from easyrsa_py.errors import (
+    CertificateNotFound,
+    EasyRSAError,
+    FileFormatError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from easyrsa_py.console import Console
@@ -107,6 +112,9 @@ def _revoke_handler(kind: str) -> Handler:
 
         request = parse_revoke_arguments(context.command_name, arguments)
         _reject_mistyped_reason(context, request)
+        _reject_name_read_as_reason(context, arguments, request)
+        if request.gen_crl:
+            _check_crl_days(context.settings.crl_days)  # before the revocation, which is never undone
         upload_options = None
         if request.upload_arguments is not None:
             from easyrsa_py.upload import parse_upload_arguments
@@ -124,7 +132,7 @@ def _revoke_handler(kind: str) -> Handler:
             crl_follows=request.gen_crl,
         )
         if request.gen_crl:
-            _gen_crl(context, [])
+            _write_crl_after_revocation(context, request.names)
         if upload_options is not None:
             from easyrsa_py.upload import upload_crl
 
@@ -132,6 +140,20 @@ def _revoke_handler(kind: str) -> Handler:
         return 0
 
     return handle
+
+
+def _write_crl_after_revocation(context: Context, names: list[str]) -> None:
+    """Write the CRL for `revoke --gen-crl`; if that fails, the error says the revocation is kept."""
+    from easyrsa_py.files import describe_os_error
+
+    try:
+        _gen_crl(context, [])
+    except (EasyRSAError, OSError) as error:
+        detail = describe_os_error(error) if isinstance(error, OSError) else str(error)
+        raise EasyRSAError(
+            f"Revoked {', '.join(names)}, but writing the CRL failed: {detail}\n"
+            "The revocation stands and the old CRL is unchanged. Run 'gen-crl' once the problem is fixed."
+        ) from error
 
 
 def _reject_mistyped_reason(context: Context, request: RevokeRequest) -> None:
@@ -158,6 +180,33 @@ def _reject_mistyped_reason(context: Context, request: RevokeRequest) -> None:
             )
 
 
+def _reject_name_read_as_reason(context: Context, arguments: list[str], request: RevokeRequest) -> None:
+    """Raise UsageError when a second word that easy-rsa reads as a reason is also a certificate's name.
+
+    easy-rsa takes any word starting with 'ca', 'key', 'sup' and so on as a
+    reason, so 'revoke alice carol' revokes only alice, for CACompromise.
+    With a certificate named carol, the user more likely meant two names,
+    and revoking one of them with a wrong reason cannot be taken back.
+    """
+    from easyrsa_py.revoke import is_spelled_out_reason
+
+    words = [word for word in arguments if word != "--gen-crl" and not word.startswith("--reason=")]
+    if "--upload" in words:
+        words = words[: words.index("--upload")]
+    if len(words) != 2 or request.names != words[:1] or is_spelled_out_reason(words[1]):
+        return
+    word, layout = words[1], context.layout
+    if not any(path.exists() for path in (layout.issued_cert(word), layout.expired_cert(word),
+                                          layout.renewed_cert(word))):
+        return
+    raise UsageError(
+        f"'{word}' is the name of a certificate, but easy-rsa reads it as the reason {request.reason}. "
+        f"To revoke both, give a reason option: '{context.command_name} {words[0]} {word} "
+        f"--reason=unspecified'. To revoke {words[0]} alone, spell the reason out: "
+        f"'{context.command_name} {words[0]} {request.reason}'."
+    )
+
+
 def _option_hint(word: str) -> str:
     if not word.startswith("-"):
         return ""
@@ -177,22 +226,26 @@ def _no_arguments(command: str, arguments: list[str]) -> None:
 _MAX_CRL_DAYS = 1_000_000
 
 
+def _check_crl_days(days: int) -> None:
+    if days > _MAX_CRL_DAYS:
+        raise UsageError(
+            f"Invalid CRL lifetime of {days} days (--days or EASYRSA_CRL_DAYS): "
+            f"use at most {_MAX_CRL_DAYS} days."
+        )
+    if days < 1:
+        raise UsageError(
+            f"Invalid CRL lifetime of {days} days (--days or EASYRSA_CRL_DAYS): a CRL "
+            "valid for 0 days is already expired, and servers that check it reject every "
+            "client. Use 1 or more; the default is 180."
+        )
+
+
 def _gen_crl(context: Context, arguments: list[str]) -> int:
     from easyrsa_py.database import generate_crl
 
     _no_arguments("gen-crl", arguments)
     settings = context.settings
-    if settings.crl_days > _MAX_CRL_DAYS:
-        raise UsageError(
-            f"Invalid CRL lifetime of {settings.crl_days} days (--days or EASYRSA_CRL_DAYS): "
-            f"use at most {_MAX_CRL_DAYS} days."
-        )
-    if settings.crl_days < 1:
-        raise UsageError(
-            f"Invalid CRL lifetime of {settings.crl_days} days (--days or EASYRSA_CRL_DAYS): a CRL "
-            "valid for 0 days is already expired, and servers that check it reject every "
-            "client. Use 1 or more; the default is 180."
-        )
+    _check_crl_days(settings.crl_days)
     crl = generate_crl(context.layout, passin=settings.passin, digest=settings.digest, days=settings.crl_days)
     context.console.notice(
         f"Wrote the CRL with {crl.entry_count} revoked certificate(s):\n"

@@ -36,11 +36,15 @@ class Console:
             self.stderr.write(f"\nNotice\n------\n{text}\n\n")
             self.stderr.flush()
 
-    def warn(self, text: str) -> None:
-        """Write a warning to stderr, unless --silent."""
-        if not self.silent:
+    def warn(self, text: str, *, even_if_silent: bool = False) -> None:
+        """Write a warning to stderr, unless --silent and the warning may be left out."""
+        if not self.silent or even_if_silent:
             self.stderr.write(f"\nWARNING\n=======\n{text}\n\n")
             self.stderr.flush()
+
+    def alert(self, text: str) -> None:
+        """Write a warning that --silent does not hide: what a run did to recover from an earlier one."""
+        self.warn(text, even_if_silent=True)
 
     def _read_answer(self) -> str:
         # A real stream is read unbuffered, so a passphrase on the next line

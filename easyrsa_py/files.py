@@ -166,15 +166,33 @@ def atomic_write_all(writes: list[tuple[Path, bytes, int | None]]) -> None:
     need no data blocks, but a rename that still fails (a folder that must
     grow on a full disk) leaves the files renamed before it replaced.
     """
+    rename_prepared(prepare_writes(writes))
+
+
+def prepare_writes(writes: list[tuple[Path, bytes, int | None]]) -> list[tuple[str, Path]]:
+    """Write every new content to a temporary file beside its target; return (temporary, target) pairs.
+
+    A failure removes the temporary files already written, so nothing changes.
+    """
     prepared: list[tuple[str, Path]] = []
     try:
         for path, data, mode in writes:
             target = resolve_target(path)
             prepared.append((_write_temporary(target, data, mode), target))
     except BaseException:
-        for temp_name, _ in prepared:
-            _remove_quietly(Path(temp_name))
+        discard_prepared(prepared)
         raise
+    return prepared
+
+
+def discard_prepared(prepared: list[tuple[str, Path]]) -> None:
+    """Remove the temporary files of prepare_writes that were not renamed."""
+    for temp_name, _ in prepared:
+        _remove_quietly(Path(temp_name))
+
+
+def rename_prepared(prepared: list[tuple[str, Path]]) -> None:
+    """Rename prepared temporary files over their targets, in order."""
     for position, (temp_name, target) in enumerate(prepared):
         try:
             undo = journal.active()
@@ -185,9 +203,10 @@ def atomic_write_all(writes: list[tuple[Path, bytes, int | None]]) -> None:
             fault_point("write-rename-after", target)
             _fsync_dir(target.parent)
         except BaseException:
-            # Temporary files not yet renamed would otherwise stay behind.
-            for left_name, _ in prepared[position:]:
-                _remove_quietly(Path(left_name))
+            # Temporary files not yet renamed would otherwise stay behind,
+            # unless a redo file lists them for the next run to rename.
+            if not journal.went_forward():
+                discard_prepared(prepared[position:])
             raise
         logger.debug("wrote %s", target)
 
@@ -266,6 +285,11 @@ def write_all_with_backup(writes: list[tuple[Path, bytes]], suffix: str = ".old"
     Backups and new contents are all written out before any rename, as in
     atomic_write_all, so a failed write changes none of the files.
     """
+    atomic_write_all(with_backups(writes, suffix))
+
+
+def with_backups(writes: list[tuple[Path, bytes]], suffix: str = ".old") -> list[tuple[Path, bytes, int | None]]:
+    """Return the writes that keep each file's previous content as `path + suffix`, backups first."""
     prepared: list[tuple[Path, bytes, int | None]] = []
     for path, data in writes:
         try:
@@ -275,7 +299,7 @@ def write_all_with_backup(writes: list[tuple[Path, bytes]], suffix: str = ".old"
         backup = path.with_name(path.name + suffix)
         prepared.append((backup, previous, os.stat(path).st_mode & 0o7777))
     prepared.extend((path, data, None) for path, data in writes)
-    atomic_write_all(prepared)
+    return prepared
 
 
 def move_no_clobber(source: Path, target: Path) -> None:
@@ -438,6 +462,29 @@ def change_mode(path: Path, mode: int) -> None:
     if undo is not None:
         undo.change_mode(path, mode)
     os.chmod(path, mode)
+
+
+def describe_os_error(error: OSError) -> str:
+    """Say which file an operating-system error concerns and what to check."""
+    path = error.filename or "a PKI file"
+    if isinstance(error, NotARegularFile):
+        return f"Cannot write {path}: it is not a regular file. Move it away and run the command again."
+    if isinstance(error, PermissionError):
+        return f"Permission denied for {path}. Check its owner and mode, and those of its folder."
+    if error.errno == errno.ENOSPC:
+        return f"No space left on the device for {path}. Free some space and run the command again."
+    if error.errno == errno.EEXIST and not Path(path).is_dir():
+        return (
+            f"Cannot create the folder {path}: a file of that name is in the way. "
+            "Move it away and run the command again."
+        )
+    if error.errno == errno.ENOTDIR:
+        return f"Cannot use {path}: a file stands where a folder is expected. Move it away and run the command again."
+    if error.errno == errno.EROFS:
+        return f"Cannot write {path}: its file system is read-only. Mount it read-write, or work on a copy of the PKI."
+    if error.errno == errno.ENAMETOOLONG:
+        return f"The file name {path} is too long."
+    return f"{error.strerror or error}: {path}"
 
 
 def _remove_quietly(path: Path) -> None:

@@ -22,9 +22,15 @@ not, and both from a path that someone else changed since.
 - When the command raises, its changes are undone in reverse order before
   the error is reported.
 - When the command was killed, the next run (cli.py calls recover() once
-  it holds the PKI lock) undoes it and says so. If a path changed since,
-  nothing is undone: the journal stays and the run stops, so that no later
-  write is lost.
+  it holds the PKI lock) undoes it and reports what it restored. If a path
+  changed since, nothing is undone: the journal stays and the run stops,
+  so that no later write is lost.
+- A change that must never be undone once made, a revocation, calls
+  go_forward() just before it: the steps left are written to a `redo`
+  file, which replaces the log in one rename. From then on a failure or a
+  kill leaves those steps for the next run, which finishes them.
+- After a recovery or a stale-lock takeover, the temporary files that the
+  killed command left are deleted (remove_temporary_files).
 
 easy-rsa ignores the hidden folder, and finds pki/lock.file held by the
 killed process until an easyrsa_py run takes the lock over and recovers.
@@ -55,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 FOLDER_PREFIX = ".easyrsa-py-undo."
 LOG_NAME = "log"
+# The steps left to finish a command that went forward (see go_forward).
+REDO_NAME = "redo"
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # The temporary files of files._create_temporary: `.NAME.<12 hex digits>.tmp`.
 _TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 
@@ -78,6 +87,25 @@ class JournalConflict(EasyRSAError):
             f"these paths changed since it ran: {listing}. Nothing was undone, so that no later "
             f"change is lost. Check those files, then delete {folder} to keep the PKI as it is."
         )
+
+
+@dataclass(frozen=True)
+class RedoStep:
+    """A change a recovery makes if it is not made yet.
+
+    A move of `path` to `target`, a rename of the prepared temporary file
+    `path` over `target` (`replace`), or, without a target, a removal.
+    """
+
+    path: Path
+    target: Path | None = None
+    replace: bool = False
+
+    def to_entry(self, journal: Journal) -> dict[str, Any]:
+        if self.target is None:
+            return {"op": "remove", "path": journal._stored(self.path)}
+        op = "replace" if self.replace else "move"
+        return {"op": op, "source": journal._stored(self.path), "target": journal._stored(self.target)}
 
 
 def _fault(point: str, path: Path) -> None:
@@ -125,9 +153,18 @@ class Journal:
         self.entries: list[dict[str, Any]] = []
         self._log_fd: int | None = None
         self._backup_count = 0
+        # Set by go_forward(): the changes left are recorded to be finished,
+        # not undone, and are not logged one by one.
+        self._forward = False
 
     def _open(self) -> bool:
-        """Create the folder and its log, or return False when the PKI folder does not exist yet."""
+        """Create the folder and its log, or return False when the PKI folder does not exist yet.
+
+        Also False once the command has gone forward: its remaining changes
+        are listed in the redo file already.
+        """
+        if self._forward:
+            return False
         if self._log_fd is not None:
             return True
         if not self.root.is_dir():
@@ -136,28 +173,41 @@ class Journal:
             # Left by an earlier process with this PID (a container restarted)
             # that recover() did not see because this command takes no lock.
             _recover_one(self.root, os.getpid(), self.folder)
-        os.mkdir(self.folder, 0o700)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _CLOEXEC
         fd = -1
         try:
+            os.mkdir(self.folder, 0o700)
             fd = os.open(self.folder / LOG_NAME, flags, 0o600)
             _fsync_folder(self.root)
+        except OSError as error:
+            self._discard(fd)
+            # Name the PKI folder: the hidden journal means nothing to the user.
+            raise OSError(error.errno, error.strerror, str(self.root)) from error
         except BaseException:
-            # A journal that could not be started must not stay behind.
-            if fd >= 0:
-                os.close(fd)
-            shutil.rmtree(self.folder, ignore_errors=True)
+            self._discard(fd)
             raise
         self._log_fd = fd
         return True
 
+    def _discard(self, fd: int) -> None:
+        """Remove a journal that could not be started, so it does not stay behind."""
+        if fd >= 0:
+            os.close(fd)
+        if os.path.isdir(self.folder) and not os.path.islink(self.folder):
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _covers(self, *paths: Path) -> bool:
+        """Return whether every path is inside the PKI folder, the only place the journal records.
+
+        A file written elsewhere (`download --out`, `write`) is replaced
+        atomically on its own, and a recovery never touches a path outside
+        the PKI, whatever a damaged log contains.
+        """
+        return all(_absolute(path).is_relative_to(self.root) for path in paths)
+
     def _stored(self, path: Path) -> str:
-        """Return `path` relative to the PKI folder when inside it, so a moved PKI still recovers."""
-        absolute = _absolute(path)
-        try:
-            return absolute.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(absolute)
+        """Return `path` relative to the PKI folder, so a moved PKI still recovers."""
+        return _absolute(path).relative_to(self.root).as_posix()
 
     def _backup_name(self) -> str:
         self._backup_count += 1
@@ -170,9 +220,11 @@ class Journal:
             os.write(self._log_fd, line.encode("utf-8", "surrogateescape"))
             os.fsync(self._log_fd)
         except OSError as error:
-            raise OSError(error.errno, error.strerror, str(self.folder / LOG_NAME)) from error
+            # Name the PKI folder: the hidden journal means nothing to the user.
+            raise OSError(error.errno, error.strerror, str(self.root)) from error
         self.entries.append(entry)
-        _fault("journal-record", self.folder / LOG_NAME)
+        # An injected ENOSPC names the PKI folder, as a real one above does.
+        _fault("journal-record", self.root)
 
     def _make_backup(self, path: Path) -> tuple[str, bool]:
         """Keep the file at `path` in the folder, returning its name there and whether it is a copy."""
@@ -188,7 +240,7 @@ class Journal:
 
     def write(self, target: Path, temporary: Path) -> None:
         """Record that `temporary` is about to be renamed over `target`."""
-        if _absolute(target) == self.root / _LOCK_FILE_NAME or not self._open():
+        if _absolute(target) == self.root / _LOCK_FILE_NAME or not self._covers(target) or not self._open():
             return
         old = _identity(target)
         backup, copied = self._make_backup(target) if old is not None else (None, False)
@@ -200,7 +252,7 @@ class Journal:
 
     def move(self, source: Path, target: Path) -> None:
         """Record that `source` is about to be renamed to `target`."""
-        if self._open():
+        if self._covers(source, target) and self._open():
             entry = {"op": "move", "source": self._stored(source), "target": self._stored(target),
                      "inode": _identity(source)}
             self._append(entry)
@@ -212,7 +264,7 @@ class Journal:
         cannot be used, in which case the caller removes it.
         """
         identity = _identity(path)
-        if identity is None or not self._open():
+        if identity is None or not self._covers(path) or not self._open():
             return False
         name = self._backup_name()
         self._append({"op": "remove", "path": self._stored(path), "inode": identity, "backup": name})
@@ -227,18 +279,18 @@ class Journal:
 
     def make_folder(self, path: Path) -> None:
         """Record that the folder `path` is about to be created."""
-        if self._open():
+        if self._covers(path) and self._open():
             self._append({"op": "mkdir", "path": self._stored(path)})
 
     def remove_folder(self, path: Path) -> None:
         """Record that the empty folder `path` is about to be removed."""
-        if self._open():
+        if self._covers(path) and self._open():
             mode = stat.S_IMODE(os.lstat(path).st_mode)
             self._append({"op": "rmdir", "path": self._stored(path), "mode": mode})
 
     def change_mode(self, path: Path, mode: int) -> None:
         """Record that the mode of `path` is about to become `mode`."""
-        if self._open():
+        if self._covers(path) and self._open():
             info = os.stat(path)
             self._append(
                 {"op": "chmod", "path": self._stored(path), "inode": _identity_of(info),
@@ -249,21 +301,58 @@ class Journal:
 
     def commit(self) -> None:
         """Make every recorded change final, then delete the backups."""
-        if self._log_fd is None:
+        forward, self._forward = self._forward, False
+        if self._log_fd is None and not forward:
             return
-        os.close(self._log_fd)
-        self._log_fd = None
-        os.unlink(self.folder / LOG_NAME)
-        _fsync_folder(self.folder)
-        _fault("journal-commit", self.folder)
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
+            os.unlink(self.folder / LOG_NAME)
+            _fsync_folder(self.folder)
+            _fault("journal-commit", self.folder)
         shutil.rmtree(self.folder, ignore_errors=True)
         self.entries = []
         self._backup_count = 0
+
+    @property
+    def went_forward(self) -> bool:
+        """Whether the command has gone forward (go_forward) and must now be finished, not undone."""
+        return self._forward
+
+    def go_forward(self, steps: list[RedoStep]) -> None:
+        """Make the changes so far final and record `steps` as the rest of the command.
+
+        From here a failure or a kill leaves the command to be finished, not
+        undone: the steps are written to the redo file, which replaces the
+        undo log in one rename, and a later recovery takes those of them
+        that are not done yet. Each step must be safe to repeat.
+        """
+        if not self._open():
+            return
+        lines = "".join(repr(step.to_entry(self)) + "\n" for step in steps)
+        temporary = self.folder / (REDO_NAME + ".new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o600)
+        try:
+            os.write(fd, lines.encode("utf-8", "surrogateescape"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.folder / REDO_NAME)
+        _fsync_folder(self.folder)
+        _fault("journal-commit", self.folder)
+        assert self._log_fd is not None
+        os.close(self._log_fd)
+        self._log_fd = None
+        os.unlink(self.folder / LOG_NAME)
+        self.entries = []
+        self._forward = True
 
     def roll_back(self) -> list[str]:
         """Undo every recorded change, newest first, and return a description of each step.
 
         Raises JournalConflict, undoing nothing, when a path changed since.
+        A command that has gone forward has no undo log left: its redo file
+        stays for the next run to finish.
         """
         if self._log_fd is None:
             return []
@@ -300,8 +389,11 @@ def active() -> Journal | None:
 
 
 @contextlib.contextmanager
-def recording(root: Path) -> Iterator[Journal]:
-    """Record the changes of the block, commit them when it returns and undo them when it raises."""
+def recording(root: Path, notify: Callable[[str], None] | None = None) -> Iterator[Journal]:
+    """Record the changes of the block, commit them when it returns and undo them when it raises.
+
+    `notify` receives one message when a failure undid changes.
+    """
     global _active
     journal = Journal(root)
     _active = journal
@@ -309,6 +401,9 @@ def recording(root: Path) -> Iterator[Journal]:
         yield journal
     except BaseException as error:
         _active = None
+        if journal.went_forward:
+            # Too late to undo: the redo file stays and the next run finishes the command.
+            raise
         try:
             done = journal.roll_back()
         except JournalConflict as conflict:
@@ -320,6 +415,8 @@ def recording(root: Path) -> Iterator[Journal]:
             ) from error
         if done:
             logger.debug("undid the changes of the failed command: %s", ", ".join(done))
+            if notify is not None:
+                notify(f"The command failed, so its changes were undone: {_summary(done)}.")
         raise
     finally:
         _active = None
@@ -330,6 +427,22 @@ def commit() -> None:
     """Make the changes so far final, for a command whose next step must not undo them."""
     if _active is not None:
         _active.commit()
+
+
+def go_forward(steps: list[RedoStep]) -> None:
+    """Make the running command's changes so far final and have a failure or kill finish `steps`.
+
+    For a change that must never be undone once made, such as a revocation
+    written to index.txt: a CRL may already list it, and undoing it would
+    let a revoked certificate back in.
+    """
+    if _active is not None:
+        _active.go_forward(steps)
+
+
+def went_forward() -> bool:
+    """Return whether the running command has gone forward, so a failure now leaves it to be finished."""
+    return _active is not None and _active.went_forward
 
 
 # --- undoing ------------------------------------------------------------------------------
@@ -354,11 +467,13 @@ class _Plan:
         self.root = root
         self.folder = folder
         self.expected: dict[Path, _Seen | None] = {}
-        self.steps: list[tuple[Callable[[], None], str, Path]] = []
+        # Each step with the number of the logged change it undoes.
+        self.steps: list[tuple[Callable[[], None], str, Path, int]] = []
         self.conflicts: list[Path] = []
+        self.current = 0  # the number of the change being planned
 
     def path(self, stored: str) -> Path:
-        return Path(stored) if os.path.isabs(stored) else self.root / stored
+        return self.root / stored
 
     def look(self, path: Path) -> _Seen | None:
         """Return how `path` is now, or will be after the steps planned so far."""
@@ -371,17 +486,43 @@ class _Plan:
         return _Seen(_identity_of(info), stat.S_ISDIR(info.st_mode), stat.S_IMODE(info.st_mode))
 
     def step(self, action: Callable[[], None], description: str, path: Path) -> None:
-        self.steps.append((action, description, path))
+        self.steps.append((action, description, path, self.current))
 
 
 def _same(seen: _Seen | None, identity: Any) -> bool:
     return seen is not None and identity is not None and seen.identity == tuple(identity)
 
 
+def _backup_matches(backup: Path, identity: Any, copied: bool) -> bool:
+    """Return whether the journal's backup file is the one the log recorded.
+
+    A linked or moved backup keeps the recorded inode. A copy is a new file,
+    so only its kind is checked: a link planted in its place never counts.
+    """
+    try:
+        info = os.lstat(backup)
+    except OSError:
+        return False
+    if copied:
+        return stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)
+    return identity is not None and _identity_of(info)[:2] == tuple(identity)[:2]
+
+
+def _removed_backup_matches(backup: Path, identity: Any) -> bool:
+    """Return whether a removed path's backup is the recorded one, or a copy from another file system."""
+    if _backup_matches(backup, identity, copied=False):
+        return True
+    copied_across = bool(identity) and os.lstat(backup).st_dev != identity[0]
+    return copied_across and _backup_matches(backup, identity, copied=True)
+
+
 def _plan_write(plan: _Plan, entry: dict[str, Any]) -> None:
     path = plan.path(entry["path"])
     seen = plan.look(path)
     backup = plan.folder / entry["backup"] if entry["backup"] else None
+    if backup is not None and _same(seen, entry["new"]) and not _backup_matches(backup, entry["old"], entry["copied"]):
+        plan.conflicts.append(backup)
+        return
     if _same(seen, entry["new"]):
         if backup is None:
             plan.step(lambda: os.unlink(path), f"removed {path}", path)
@@ -426,6 +567,9 @@ def _plan_remove(plan: _Plan, entry: dict[str, Any]) -> None:
     path = plan.path(entry["path"])
     seen = plan.look(path)
     backup = plan.folder / entry["backup"]
+    if seen is None and os.path.lexists(backup) and not _removed_backup_matches(backup, entry["inode"]):
+        plan.conflicts.append(backup)
+        return
     if seen is None and os.path.lexists(backup):
         plan.step(lambda: _restore_removed(backup, path), f"restored {path}", path)
         plan.expected[path] = _Seen(tuple(entry["inode"]), backup.is_dir() and not backup.is_symlink())
@@ -536,24 +680,41 @@ def undo_entries(root: Path, folder: Path, entries: list[dict[str, Any]]) -> lis
 
     Every step is checked before the first is taken. A path changed by
     someone else raises JournalConflict and leaves everything, journal
-    included, as it is. Each step is atomic and the log stays until the
-    last one is done, so an undo that is itself cut short resumes.
+    included, as it is. After each step an `undone` line naming its change
+    is appended to the log, so an undo that is itself cut short resumes
+    with the changes left, even where one path was changed twice.
     """
+    changes = [entry for entry in entries if entry["op"] != "undone"]
+    undone = [entry["entry"] for entry in entries if entry["op"] == "undone"]
+    # The undo goes newest first, so every change from the oldest one marked
+    # undone onwards was handled before the undo was cut short.
+    left = min(undone, default=len(changes))
     plan = _Plan(root, folder)
-    for entry in reversed(entries):
-        _PLANNERS[entry["op"]](plan, entry)
+    for number in reversed(range(left)):
+        plan.current = number
+        _PLANNERS[changes[number]["op"]](plan, changes[number])
     if plan.conflicts:
         raise JournalConflict(folder, sorted(set(plan.conflicts)))
     touched: set[Path] = set()
-    for action, _, path in plan.steps:
-        action()
-        touched.add(path.parent)
+    log_fd = os.open(folder / LOG_NAME, os.O_WRONLY | os.O_APPEND | _CLOEXEC)
+    try:
+        for action, _, path, number in plan.steps:
+            action()
+            touched.add(path.parent)
+            os.write(log_fd, (repr({"op": "undone", "entry": number}) + "\n").encode("ascii"))
+            os.fsync(log_fd)
+            _fault("journal-record", root)
+    finally:
+        os.close(log_fd)
     for parent in touched:
         with contextlib.suppress(OSError):
             _fsync_folder(parent)
     os.unlink(folder / LOG_NAME)
     shutil.rmtree(folder, ignore_errors=True)
-    return list(dict.fromkeys(description for _, description, _ in plan.steps))
+    # Temporary files mean nothing to the user, so their steps go unmentioned.
+    return list(
+        dict.fromkeys(description for _, description, path, _ in plan.steps if not _TEMP_FILE.fullmatch(path.name))
+    )
 
 
 # --- recovery ---------------------------------------------------------------------------------
@@ -562,23 +723,94 @@ def undo_entries(root: Path, folder: Path, entries: list[dict[str, Any]]) -> lis
 def _process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
     return True
 
 
-def _read_log(path: Path) -> list[dict[str, Any]]:
-    """Read a log, dropping a last line cut short by a kill, whose change was never made."""
+class JournalDamaged(EasyRSAError):
+    """An undo or redo record that easyrsa_py did not write as it is: nothing is done from it."""
+
+    def __init__(self, path: Path, number: int, problem: str) -> None:
+        super().__init__(
+            f"The record of an interrupted command, {path}, is damaged at line {number}: {problem}. "
+            f"Nothing was undone or finished from it. Check the PKI, then delete {path.parent}."
+        )
+
+
+# A log has one line per change, but a damaged or planted file may be any size.
+_MAX_RECORD_BYTES = 64 * 1024 * 1024
+_IDENTITY = (tuple, type(None))
+# The fields of each kind of line, with their types.
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "write": {"path": (str,), "old": _IDENTITY, "new": _IDENTITY, "backup": (str, type(None)), "copied": (bool,)},
+    "move": {"source": (str,), "target": (str,), "inode": _IDENTITY},
+    "remove": {"path": (str,), "inode": (tuple,), "backup": (str,)},
+    "mkdir": {"path": (str,)},
+    "rmdir": {"path": (str,), "mode": (int,)},
+    "chmod": {"path": (str,), "inode": (tuple,), "old": (int,), "new": (int,)},
+    "undone": {"entry": (int,)},
+}
+_REDO_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "move": {"source": (str,), "target": (str,)},
+    "replace": {"source": (str,), "target": (str,)},
+    "remove": {"path": (str,)},
+}
+_PATH_FIELDS = ("path", "source", "target")
+
+
+def _entry_problem(entry: object, fields: dict[str, dict[str, tuple[type, ...]]]) -> str | None:
+    """Return what is wrong with a parsed line, or None for a line easyrsa_py could have written."""
+    if not isinstance(entry, dict) or entry.get("op") not in fields:
+        return "not a known change"
+    expected = fields[entry["op"]]
+    if set(entry) != {"op", *expected}:
+        return f"the fields of a {entry['op']} line are wrong"
+    for name, types in expected.items():
+        value = entry[name]
+        if not isinstance(value, types) or (isinstance(value, tuple) and not all(type(part) is int for part in value)):
+            return f"{name} has the wrong type"
+    for name in _PATH_FIELDS:
+        stored = entry.get(name)
+        if stored is not None and not _is_inside(stored):
+            return f"the path {stored!r} is not inside the PKI folder"
+    backup = entry.get("backup")
+    if isinstance(backup, str) and not backup.isdigit():
+        return f"the backup name {backup!r} is not one easyrsa_py gives"
+    return None
+
+
+def _is_inside(stored: str) -> bool:
+    parts = stored.split("/")
+    return bool(stored) and "\0" not in stored and not stored.startswith("/") and ".." not in parts and "" not in parts
+
+
+def _read_record(path: Path, fields: dict[str, dict[str, tuple[type, ...]]]) -> list[dict[str, Any]]:
+    """Read a log or redo file, dropping a last line cut short by a kill, whose change was never made.
+
+    Raises JournalDamaged for anything else easyrsa_py would not have written.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(_MAX_RECORD_BYTES + 1)
+    if len(data) > _MAX_RECORD_BYTES:
+        raise JournalDamaged(path, 1, f"it is larger than {_MAX_RECORD_BYTES} bytes")
+    lines = data.decode("utf-8", "surrogateescape").split("\n")
     entries = []
-    for line in path.read_bytes().decode("utf-8", "surrogateescape").splitlines():
+    for number, line in enumerate(lines, 1):
+        is_last = number == len(lines) or (number == len(lines) - 1 and lines[-1] == "")
+        if not line and number == len(lines):
+            break
         try:
             entry = ast.literal_eval(line)
-        except (ValueError, SyntaxError):
-            break
-        if not isinstance(entry, dict):
-            break
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            if is_last:
+                break  # cut short by a kill: its change was never made
+            raise JournalDamaged(path, number, "it is not a record line") from None
+        problem = _entry_problem(entry, fields)
+        if problem is not None:
+            raise JournalDamaged(path, number, problem)
         entries.append(entry)
     return entries
 
@@ -596,7 +828,7 @@ def abandoned_journals(root: Path) -> list[tuple[int, Path]]:
         return []
     for name in names:
         pid_text = name.removeprefix(FOLDER_PREFIX)
-        if pid_text == name or not pid_text.isdigit():
+        if pid_text == name or not (pid_text.isascii() and pid_text.isdigit()) or len(pid_text) > 10:
             continue
         pid = int(pid_text)
         if pid == os.getpid() or not _process_exists(pid):
@@ -617,11 +849,88 @@ def recover(root: Path) -> list[str]:
 
 
 def _recover_one(root: Path, pid: int, folder: Path) -> str:
+    if not folder.is_dir() or folder.is_symlink():
+        raise EasyRSAError(
+            f"{folder} is not a folder easyrsa-py made for an interrupted command. "
+            "Move it out of the PKI folder, then run the command again."
+        )
+    if (folder / REDO_NAME).is_file():
+        return _finish(root, pid, folder)
     log = folder / LOG_NAME
     if not log.is_file():
         shutil.rmtree(folder, ignore_errors=True)
         return ""
-    done = undo_entries(root, folder, _read_log(log))
+    done = undo_entries(root, folder, _read_record(log, _FIELDS))
     if not done:
         return f"Undid an interrupted command of process {pid}: it had made none of its changes yet."
-    return f"Undid an interrupted command of process {pid}: {', '.join(done)}."
+    return f"Undid an interrupted command of process {pid}: {_summary(done)}."
+
+
+def remove_temporary_files(root: Path) -> list[Path]:
+    """Delete the temporary files that killed commands left in the PKI, and return their paths.
+
+    Run under the PKI lock after a takeover or a recovery, when no other
+    command can be writing one. Journal folders and links are not entered.
+    """
+    removed = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not name.startswith(FOLDER_PREFIX)]
+        for name in names:
+            if _TEMP_FILE.fullmatch(name):
+                path = Path(folder) / name
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
+def _finish(root: Path, pid: int, folder: Path) -> str:
+    """Take the redo steps of a command killed after it went forward, and delete its folder."""
+    # Imported here because files imports this module.
+    from easyrsa_py import files
+
+    done: list[str] = []
+    left: list[str] = []
+    for entry in _read_record(folder / REDO_NAME, _REDO_FIELDS):
+        if entry["op"] == "remove":
+            path = root / entry["path"]
+            if files.remove_if_present(path):
+                done.append(f"removed {path}")
+            continue
+        source, target = root / entry["source"], root / entry["target"]
+        if not os.path.lexists(source):
+            continue  # moved before the kill
+        if entry["op"] == "replace":
+            os.replace(source, target)
+            done.append(f"wrote {target}")
+            continue
+        if os.path.lexists(target) and not _same_file(source, target):
+            left.append(f"{source} stays, because {target} exists")
+            continue
+        files.move_no_clobber(source, target)
+        done.append(f"moved {source} to {target}")
+    shutil.rmtree(folder, ignore_errors=True)
+    message = f"Finished an interrupted command of process {pid}: "
+    message += _summary(done) if done else "its changes were all made already"
+    if left:
+        message += f". Not done, check by hand: {'; '.join(left)}"
+    return message + "."
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+# The number of paths a recovery message names before it counts the rest.
+_MESSAGE_PATHS = 8
+
+
+def _summary(steps: list[str]) -> str:
+    shown = ", ".join(steps[:_MESSAGE_PATHS])
+    if len(steps) > _MESSAGE_PATHS:
+        shown += f", and {len(steps) - _MESSAGE_PATHS} more"
+        logger.debug("every change undone or finished: %s", ", ".join(steps))
+    return shown

@@ -35,6 +35,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -65,6 +66,9 @@ def _process_exists(pid: int) -> bool:
 
 # A PID and a newline; anything longer is not a lock file easy-rsa wrote.
 _MAX_LOCK_BYTES = 64
+# How long a run lets another one finish taking over a stale lock, a few
+# system calls, before taking an flock on the stale file for a live holder.
+_TAKEOVER_SECONDS = 2.0
 # os.kill takes a C pid_t, so larger numbers cannot name a process.
 _PID_LIMIT = 2**31
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -332,10 +336,16 @@ class PKILock:
     free or the time is up.
     """
 
-    def __init__(self, pki_dir: Path, wait_seconds: float = 0) -> None:
+    def __init__(
+        self, pki_dir: Path, wait_seconds: float = 0, notify: Callable[[str], None] | None = None
+    ) -> None:
         self.path = pki_dir / LOCK_FILE_NAME
         self.wait_seconds = wait_seconds
+        # Tells the user about a takeover; the console's warning in the CLI.
+        self._notify = notify or logger.warning
         self._held = False
+        # Whether this lock was taken over from a process that died.
+        self.took_over = False
         # Kept open while the lock is held, so its flock lasts as long.
         self._fd: int | None = None
 
@@ -344,6 +354,9 @@ class PKILock:
         # Bounds the retries after races that settle at once: a lock released
         # between two system calls, or changed during a takeover.
         retries = 6
+        # How long an flock on a stale lock file may be another run's
+        # takeover, which holds it for a moment, before it counts as a holder.
+        takeover_deadline = time.monotonic() + _TAKEOVER_SECONDS
         while True:
             try:
                 self._create()
@@ -355,13 +368,19 @@ class PKILock:
                 continue
             can_wait = False
             stale = _find_stale(self.path)
+            if stale is None and error.pid is not None and not _process_exists(error.pid) and retries > 0:
+                # The error described a stale lock that another run has taken over since.
+                retries -= 1
+                continue
             if stale is not None:
                 outcome = self._take_over(stale)
                 if outcome is _Outcome.TAKEN:
                     return
-                if retries > 0 and outcome in (_Outcome.CHANGED, _Outcome.LOCKED):
-                    # Another run may be taking the same lock over this moment.
+                if outcome is _Outcome.CHANGED and retries > 0:
                     retries -= 1
+                    continue
+                if outcome is _Outcome.LOCKED and time.monotonic() < takeover_deadline:
+                    # Another run may be taking the same lock over this moment.
                     time.sleep(_POLL_SECONDS / 10)
                     continue
                 if outcome is not _Outcome.CHANGED:
@@ -430,7 +449,8 @@ class PKILock:
             logger.debug("did not take over the lock file %s: %s", self.path, outcome.value)
             return outcome
         self._hold(fd)
-        logger.warning(_describe_taken_over(self.path, stale))
+        self.took_over = True
+        self._notify(_describe_taken_over(self.path, stale))
         return outcome
 
     def _write_replacement(self) -> tuple[int, str]:

@@ -209,7 +209,7 @@ def init_pki(context: Context, arguments: list[str]) -> int:
     check_pki_path(root)
     if root.is_dir():
         _confirm_removal(console, root, request)
-        lock = None if settings.no_lockfile else PKILock(root)
+        lock = None if settings.no_lockfile else PKILock(root, notify=console.alert)
         if lock is not None:
             lock.acquire()
         try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from easyrsa_py import files
+from easyrsa_py import files, journal
 from easyrsa_py.certificate import CertificateFile, check_request, read_certificate
 from easyrsa_py.console import Console
 from easyrsa_py.display import multiline_dn
@@ -39,6 +39,7 @@ from easyrsa_py.index import (
     parse_attr,
     serial_hex,
 )
+from easyrsa_py.journal import RedoStep
 from easyrsa_py.names import oneline_from_der
 from easyrsa_py.pki import PKILayout, load_ca_certificate, load_ca_key
 
@@ -76,6 +77,11 @@ def normalize_reason(word: str) -> str:
         + ", ".join(reason for reason, _, _ in _REASON_PATTERNS)
         + " (or its abbreviation; see 'help revoke')."
     )
+
+
+def is_spelled_out_reason(word: str) -> bool:
+    """Return whether `word` is a reason's full name or two-letter code, not just a prefix match."""
+    return any(word == reason or word in codes for reason, codes, _ in _REASON_PATTERNS)
 
 
 def reason_or_none(word: str) -> str | None:
@@ -344,12 +350,34 @@ def apply_revocations(
         changed.append(row is not None)
     for folder in ("certs_by_serial", "private_by_serial", "reqs_by_serial"):
         files.make_dirs(layout.revoked_dir / folder)
+    prepared: list[tuple[str, Path]] = []
     if any(changed):
-        files.write_with_backup(layout.index, plans[0].database.to_bytes())
-        files.write_with_backup(layout.index_attr, format_attr(plans[0].attributes))
+        # index.txt.attr first, so index.txt, the file that revokes, is renamed last.
+        writes = [(layout.index_attr, format_attr(plans[0].attributes)), (layout.index, plans[0].database.to_bytes())]
+        prepared = files.prepare_writes(files.with_backups(writes))
+    # From here the revocation is final: undoing it once index.txt is in
+    # place could let a revoked certificate back in, after a CRL listed it.
+    # So a failure or a kill leaves the renames and moves for the next run.
+    steps = [RedoStep(Path(temp_name), target, replace=True) for temp_name, target in prepared]
+    steps.extend(step for plan in plans for step in _redo_steps(plan))
+    try:
+        journal.go_forward(steps)
+    except BaseException:
+        files.discard_prepared(prepared)
+        raise
+    files.rename_prepared(prepared)
     for plan in plans:
         _move_files(plan)
     return changed
+
+
+def _redo_steps(plan: RevocationPlan) -> list[RedoStep]:
+    """List the moves and deletions of _move_files, in its order, for the undo journal."""
+    *first_moves, certificate_move = plan.moves
+    steps = [RedoStep(source, target) for source, target in first_moves]
+    steps.extend(RedoStep(path) for path in plan.deletions)
+    steps.append(RedoStep(*certificate_move))
+    return steps
 
 
 def _move_files(plan: RevocationPlan) -> None:
@@ -443,10 +471,16 @@ def revoke_all(
     try:
         changed = apply_revocations(layout, plans)
     except OSError as error:
+        if journal.went_forward():
+            raise EasyRSAError(
+                f"The revocation is recorded in {layout.index}, but moving its files failed: "
+                f"{files.describe_os_error(error)} The next easyrsa-py command finishes the moves."
+            ) from error
         raise EasyRSAError(
-            f"Revocation failed while writing the PKI: {error}. "
-            "Run the same command again to finish it."
+            f"Revocation failed, and nothing was changed: {files.describe_os_error(error)}"
         ) from error
+    # The revocation is complete; a later step (the CRL) that fails is undone on its own.
+    journal.commit()
     for plan, was_changed in zip(plans, changed):
         if not was_changed:
             console.notice(

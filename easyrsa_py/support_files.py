@@ -391,7 +391,7 @@ def write_legacy(context: Context, overwrite: bool) -> int:
     if context.settings.no_lockfile:
         written, existing = _write_missing(layout.root, files, overwrite)
     else:
-        with PKILock(layout.root):
+        with PKILock(layout.root, notify=context.console.alert):
             written, existing = _write_missing(layout.root, files, overwrite)
     if existing:
         context.console.warn("Kept these existing files:\n" + _listing(existing))

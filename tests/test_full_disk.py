@@ -55,14 +55,29 @@ def leftover_files(pki: Path) -> list[Path]:
     ]
 
 
-def check_failed_cleanly(pki: Path, before, label: str) -> None:
-    """Check that a failed run left the PKI byte for byte as it was.
+def check_failed_cleanly(pki: Path, before, label: str, case: Case, outcomes, stderr: str) -> str:
+    """Check what a failed run left, and return "before", "revoked" or "forward".
 
-    The undo journal takes back every change a failed command made,
-    including the index.txt of a revocation whose CRL could not be written.
+    The undo journal takes back every change a failed command made, so the
+    PKI is byte for byte as it was ("before"). A revocation is never taken
+    back once index.txt records it: if its CRL then fails, the revocation
+    stands with the old CRL ("revoked"), and if its renames or moves fail,
+    a redo file is left for the next command to finish them ("forward").
     """
+    if case.revokes and "The revocation is recorded in" in stderr:
+        assert "The next easyrsa-py command finishes the moves" in stderr, label
+        redo = [folder / journal.REDO_NAME for folder in pki.glob(f"{journal.FOLDER_PREFIX}*")]
+        assert len(redo) == 1 and redo[0].is_file(), f"{label}: no redo file"
+        return "forward"
+    if case.revokes and "but writing the CRL failed" in stderr:
+        assert "The revocation stands and the old CRL is unchanged" in stderr, label
+        assert leftover_files(pki) == [], f"{label}: temporary files, the lock or the journal were left behind"
+        assert core_state(pki) == outcomes.after, f"{label}: the revocation is not complete"
+        assert (pki / "crl.pem").read_bytes() == outcomes.crls_before["crl.pem"], f"{label}: the CRL changed"
+        return "revoked"
     assert leftover_files(pki) == [], f"{label}: temporary files, the lock or the journal were left behind"
     assert pki_state(pki) == before, f"{label}: the PKI changed"
+    return "before"
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -82,8 +97,8 @@ def test_file_size_limit(case, pki_copy):
         assert "File too large" in result.stderr, f"{label}: {result.stderr}"
         assert str(pki) in result.stderr, f"{label}: the message names no PKI file: {result.stderr}"
         assert "Traceback" not in result.stderr, label
-        check_failed_cleanly(pki, before, label)
-        _finish(pki, case, outcomes, label)
+        left = check_failed_cleanly(pki, before, label, case, outcomes, result.stderr)
+        _finish(pki, case, outcomes, label, left)
     assert failures > 0
 
 
@@ -102,18 +117,26 @@ def test_no_space_at_each_write(case, pki_copy):
             assert result.returncode == 1, f"{label}: {result.stderr}"
             assert "No space left" in result.stderr, f"{label}: {result.stderr}"
             assert "Traceback" not in result.stderr, label
-            check_failed_cleanly(pki, before, label)
+            left = check_failed_cleanly(pki, before, label, case, outcomes, result.stderr)
             failures += 1
-            _finish(pki, case, outcomes, label)
+            _finish(pki, case, outcomes, label, left)
         else:
             pytest.fail(f"{point} was reached 20 times")
     assert failures > 0
 
 
-def _finish(pki: Path, case: Case, outcomes, label: str) -> None:
-    """Check that running again, with space, does the whole command."""
-    result = run_forked(pki, case.command)
+def _finish(pki: Path, case: Case, outcomes, label: str, left: str) -> None:
+    """Check that running again, with space, does the whole command.
+
+    A revocation that stands, or that a redo file finishes, is not run
+    again: gen-crl runs instead.
+    """
+    command = case.command if left == "before" else [*case.options, "gen-crl"]
+    result = run_forked(pki, command)
     assert result.returncode == 0, f"{label}: the run with space failed: {result.stderr}"
+    if left == "forward":
+        assert "Finished an interrupted command of process" in result.stderr, label
+    assert leftover_files(pki) == [], f"{label}: temporary files, the lock or the journal were left behind"
     assert core_state(pki) == outcomes.after, label
 
 

@@ -29,6 +29,7 @@ from test_crashes_issuing import age_empty_lock, count_fault_points, fault_hits
 
 from easyrsa_py import journal
 from easyrsa_py.errors import EXIT_LOCK
+from easyrsa_py.journal import _identity
 
 KILLED = -signal.SIGKILL
 UNDID = "Undid an interrupted command of process"
@@ -376,3 +377,125 @@ def test_live_holder_journal_is_left_alone(pki_copy) -> None:
     assert (pki / "issued" / "alice.crt").is_file()
     assert (folder / journal.LOG_NAME).is_file()
 
+
+# --- defects these attacks found, fixed ------------------------------------------
+
+
+def plant(pki: Path, lines: list[dict], pid: str = "4000000") -> Path:
+    folder = pki / f"{journal.FOLDER_PREFIX}{pid}"
+    folder.mkdir(mode=0o700)
+    (folder / journal.LOG_NAME).write_text("".join(repr(line) + "\n" for line in lines))
+    return folder
+
+# Temporary files of a killed command are removed with its undo.
+def test_undo_removes_temporary_files(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    before = pki_state(pki)
+    assert run_forked(pki, BUILD_ZED, "journal-record:6:kill").returncode == KILLED
+    assert run_forked(pki, SHOW_CA).returncode == 0
+    assert pki_state(pki) == before
+
+# A planted journal never acts outside the PKI or through a link.
+@pytest.mark.parametrize("form", ["absolute", "relative"])
+def test_hostile_mkdir_outside_pki(pki_copy, form):
+    pki = pki_copy("v3.2.7-ed25519")
+    victim = pki.parent / "victim"; victim.mkdir()
+    plant(pki, [{"op": "mkdir", "path": str(victim) if form == "absolute" else "../victim"}])
+    result = run_forked(pki, ["--batch", "gen-crl"])
+    assert victim.is_dir(), result.stderr
+    assert result.returncode == 1
+
+def test_hostile_chmod_outside_pki(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    victim = pki.parent / "secret"; victim.write_text("x"); os.chmod(victim, 0o600)
+    plant(pki, [{"op": "chmod", "path": str(victim), "inode": _identity(victim), "old": 0o666, "new": 0o600}])
+    run_forked(pki, ["--batch", "gen-crl"])
+    assert victim.stat().st_mode & 0o777 == 0o600
+
+def test_hostile_restore_outside_pki(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    folder = plant(pki, [{"op": "remove", "path": str(pki.parent / "planted"), "inode": (1, 2), "backup": "1"}])
+    (folder / "1").write_text("attacker\n")
+    run_forked(pki, ["--batch", "gen-crl"])
+    assert not (pki.parent / "planted").exists()
+
+def test_hostile_unlink_outside_pki(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    victim = pki.parent / "precious"; victim.write_text("x")
+    plant(pki, [{"op": "write", "path": str(victim), "old": None, "new": _identity(victim), "backup": None, "copied": False}])
+    run_forked(pki, ["--batch", "gen-crl"])
+    assert victim.exists()
+
+def test_hostile_backup_name_escapes(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    victim = pki.parent / "precious"; victim.write_text("x")
+    plant(pki, [{"op": "remove", "path": "stolen", "inode": (1, 2), "backup": "../../precious"}])
+    run_forked(pki, ["--batch", "gen-crl"])
+    assert victim.exists()
+
+def test_hostile_symlink_backup_not_restored(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    key = pki / "private" / "ca.key"
+    folder = plant(pki, [{"op": "write", "path": "private/ca.key", "old": (1, 2, 3, 4), "new": _identity(key), "backup": "1", "copied": False}])
+    os.symlink(pki.parent / "attacker.key", folder / "1")
+    run_forked(pki, SHOW_CA)
+    assert not key.is_symlink()
+
+def test_symlinked_journal_folder_not_followed(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    outside = pki.parent / "outside"; outside.mkdir(); (outside / "log").write_text("")
+    os.symlink(outside, pki / f"{journal.FOLDER_PREFIX}4000001")
+    run_forked(pki, ["--batch", "gen-crl"])
+    assert (outside / "log").exists()
+
+# A damaged line before the last stops the undo and keeps the journal.
+def test_garbage_line_in_middle_keeps_journal(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    assert run_forked(pki, BUILD_ZED, "journal-record:8:kill").returncode == KILLED
+    folder = journal_folders(pki)[0]
+    lines = (folder / journal.LOG_NAME).read_text().splitlines()
+    lines[3] = "garbage"
+    (folder / journal.LOG_NAME).write_text("\n".join(lines) + "\n")
+    result = run_forked(pki, SHOW_CA)
+    assert result.returncode == 1, result.stderr
+    assert (folder / journal.LOG_NAME).exists()
+
+# An undo cut short resumes, even where one path was removed and then written again.
+@pytest.mark.parametrize("arguments, hit, step", [
+    ([*ED25519, "renew", "alice"], 13, 2),
+    ([*ED25519, "renew", "alice"], 11, 9),
+    ([*ED25519, "init-pki"], 17, 11),
+])
+def test_killed_undo_resumes_after_rewrite(pki_copy, arguments, hit, step):
+    pki = pki_copy("v3.2.7-ed25519")
+    before = pki_state(pki)
+    assert run_forked(pki, arguments, f"journal-record:{hit}:kill").returncode == KILLED
+    assert run_killing_undo_step(pki, SHOW_CA, step) == 0
+    resumed = run_forked(pki, SHOW_CA)
+    assert resumed.returncode == 0, resumed.stderr
+    assert {k: v for k, v in pki_state(pki).items() if not k.endswith(".tmp")} == {k: v for k, v in before.items() if not k.endswith(".tmp")}
+
+# Journal folder names that are not a PID are not journals: they are left alone.
+@pytest.mark.parametrize("name", ["99999999999999999999", "\u00b2"])
+def test_folder_name_without_pid_ignored(pki_copy, name):
+    pki = pki_copy("v3.2.7-ed25519")
+    folder = pki / f"{journal.FOLDER_PREFIX}{name}"
+    folder.mkdir()
+    (folder / journal.LOG_NAME).write_text("{'op': 'bogus'}\n")
+    result = run_forked(pki, ["--batch", "gen-crl"])
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (folder / journal.LOG_NAME).exists()
+
+
+# crl-status and upload refuse to read a PKI a killed command left half changed.
+def test_crl_status_refuses_pending_journal(pki_copy):
+    pki = pki_copy("v3.2.7-ed25519")
+    assert run_forked(pki, ["--batch", "gen-crl"], "journal-record:1:kill").returncode == KILLED
+    result = run_forked(pki, ["--batch", "crl-status"])
+    assert result.returncode == 1
+    assert journal.FOLDER_PREFIX in result.stderr
+    assert "undoes or finishes it first" in result.stderr
+    shown = run_forked(pki, ["--batch", "display-dn", "x509", str(pki / "ca.crt")])
+    assert shown.returncode == 0, shown.stderr
+    assert journal.FOLDER_PREFIX in shown.stderr
