@@ -202,11 +202,14 @@ def rename_prepared(prepared: list[tuple[str, Path]]) -> None:
             os.replace(temp_name, target)
             fault_point("write-rename-after", target)
             _fsync_dir(target.parent)
-        except BaseException:
+        except BaseException as error:
             # Temporary files not yet renamed would otherwise stay behind,
             # unless a redo file lists them for the next run to rename.
             if not journal.went_forward():
                 discard_prepared(prepared[position:])
+            if isinstance(error, OSError) and error.filename == temp_name:
+                # Name the target: the temporary file's random name means nothing to the user.
+                raise OSError(error.errno, error.strerror, str(target)) from error
             raise
         logger.debug("wrote %s", target)
 
@@ -326,6 +329,10 @@ def move_no_clobber(source: Path, target: Path) -> None:
         # A crash between an earlier link and unlink left both names.
         logger.warning("finishing an interrupted move of %s to %s", source, target)
         os.unlink(source)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        _copy_across(source, target)
     fault_point("move-after")
     _fsync_dir(target.parent)
     if source.parent != target.parent:
@@ -370,6 +377,31 @@ def _rename_no_replace(source: Path, target: Path) -> bool:
     if code in _NO_RENAMEAT2:
         return False
     raise OSError(code, os.strerror(code), str(source), None, str(target))
+
+
+def _copy_across(source: Path, target: Path) -> None:
+    """Move `source` to another file system: copy it beside `target`, rename it in, then unlink it.
+
+    A copy already at `target` with the same content is what an earlier
+    move cut short left, so only the source is removed then.
+    """
+    import shutil
+
+    if os.path.lexists(target):
+        if not (target.is_file() and target.read_bytes() == source.read_bytes()):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    else:
+        fd, temp_name = _create_temporary(target)
+        os.close(fd)
+        try:
+            shutil.copy2(source, temp_name)
+            with open(temp_name, "rb") as handle:
+                os.fsync(handle.fileno())
+            if not _rename_no_replace(Path(temp_name), target):
+                _link_then_unlink(Path(temp_name), target)
+        finally:
+            _remove_quietly(Path(temp_name))
+    os.unlink(source)
 
 
 def _same_file(first: Path, second: Path) -> bool:

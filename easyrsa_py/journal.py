@@ -94,18 +94,24 @@ class RedoStep:
     """A change a recovery makes if it is not made yet.
 
     A move of `path` to `target`, a rename of the prepared temporary file
-    `path` over `target` (`replace`), or, without a target, a removal.
+    `path` over `target` (`replace`), or, without a target, a removal. The
+    entry records the identity of each file involved when the command went
+    forward, so that a recovery finishes only what is still as it was.
     """
 
     path: Path
     target: Path | None = None
     replace: bool = False
 
+    def covered_by(self, journal: Journal) -> bool:
+        return journal._covers(self.path) and (self.target is None or journal._covers(self.target))
+
     def to_entry(self, journal: Journal) -> dict[str, Any]:
+        source = {"source": journal._stored(self.path), "source_id": _identity(self.path)}
         if self.target is None:
-            return {"op": "remove", "path": journal._stored(self.path)}
+            return {"op": "remove", **source}
         op = "replace" if self.replace else "move"
-        return {"op": op, "source": journal._stored(self.path), "target": journal._stored(self.target)}
+        return {"op": op, **source, "target": journal._stored(self.target), "target_id": _identity(self.target)}
 
 
 def _fault(point: str, path: Path) -> None:
@@ -329,7 +335,7 @@ class Journal:
         """
         if not self._open():
             return
-        lines = "".join(repr(step.to_entry(self)) + "\n" for step in steps)
+        lines = "".join(repr(step.to_entry(self)) + "\n" for step in steps if step.covered_by(self))
         temporary = self.folder / (REDO_NAME + ".new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o600)
         try:
@@ -427,6 +433,11 @@ def commit() -> None:
     """Make the changes so far final, for a command whose next step must not undo them."""
     if _active is not None:
         _active.commit()
+
+
+def covers(paths: list[Path]) -> bool:
+    """Return whether the running command's journal can record changes to every path."""
+    return _active is None or _active._covers(*paths)
 
 
 def go_forward(steps: list[RedoStep]) -> None:
@@ -754,9 +765,9 @@ _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "undone": {"entry": (int,)},
 }
 _REDO_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "move": {"source": (str,), "target": (str,)},
-    "replace": {"source": (str,), "target": (str,)},
-    "remove": {"path": (str,)},
+    "move": {"source": (str,), "source_id": _IDENTITY, "target": (str,), "target_id": _IDENTITY},
+    "replace": {"source": (str,), "source_id": _IDENTITY, "target": (str,), "target_id": _IDENTITY},
+    "remove": {"source": (str,), "source_id": _IDENTITY},
 }
 _PATH_FIELDS = ("path", "source", "target")
 
@@ -787,10 +798,14 @@ def _is_inside(stored: str) -> bool:
     return bool(stored) and "\0" not in stored and not stored.startswith("/") and ".." not in parts and "" not in parts
 
 
-def _read_record(path: Path, fields: dict[str, dict[str, tuple[type, ...]]]) -> list[dict[str, Any]]:
+def _read_record(
+    path: Path, fields: dict[str, dict[str, tuple[type, ...]]], *, cut_last_line: bool = True
+) -> list[dict[str, Any]]:
     """Read a log or redo file, dropping a last line cut short by a kill, whose change was never made.
 
-    Raises JournalDamaged for anything else easyrsa_py would not have written.
+    A redo file is written whole and renamed into place, so it has no such
+    line (`cut_last_line` False). Raises JournalDamaged for anything else
+    easyrsa_py would not have written.
     """
     with open(path, "rb") as handle:
         data = handle.read(_MAX_RECORD_BYTES + 1)
@@ -805,7 +820,7 @@ def _read_record(path: Path, fields: dict[str, dict[str, tuple[type, ...]]]) -> 
         try:
             entry = ast.literal_eval(line)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            if is_last:
+            if is_last and cut_last_line:
                 break  # cut short by a kill: its change was never made
             raise JournalDamaged(path, number, "it is not a record line") from None
         problem = _entry_problem(entry, fields)
@@ -884,37 +899,130 @@ def remove_temporary_files(root: Path) -> list[Path]:
     return removed
 
 
+class RedoConflict(EasyRSAError):
+    """A command to finish from its redo file, whose files someone else has changed since."""
+
+    def __init__(self, folder: Path, paths: list[Path]) -> None:
+        listing = ", ".join(str(path) for path in paths)
+        super().__init__(
+            f"The interrupted revocation recorded in {folder} cannot be finished, because these "
+            f"files changed since it was cut short: {listing}. Nothing was done. Its row in "
+            f"index.txt is revoked: check those files, move what is left by hand if needed "
+            f"(see 'help revoke'), then delete {folder}."
+        )
+
+
+_DONE, _PENDING, _CHANGED = "done", "pending", "changed"
+
+
+def _redo_state(root: Path, entry: dict[str, Any]) -> str:
+    """Return whether a redo step is done, still to do, or blocked by a file changed since."""
+    source = _identity(root / entry["source"])
+    recorded = _as_identity(entry["source_id"])
+    if entry["op"] == "remove":
+        if source is None:
+            return _DONE
+        return _PENDING if source == recorded else _CHANGED
+    target = _identity(root / entry["target"])
+    if source is None:
+        if entry["op"] == "replace":
+            return _DONE if target == recorded else _CHANGED
+        if target is None:
+            return _DONE  # deleted by hand: nothing is left to move
+        # A move across file systems copies, so the copy has a new inode but the same size.
+        moved = recorded is not None and (target[:2] == recorded[:2] or target[2:3] == recorded[2:3])
+        return _DONE if moved else _CHANGED
+    if source != recorded:
+        return _CHANGED
+    if entry["op"] == "replace":
+        return _PENDING if target == _as_identity(entry["target_id"]) else _CHANGED
+    # A move by hard link cut between the link and the unlink leaves both names.
+    return _PENDING if target is None or target[:2] == source[:2] else _CHANGED
+
+
+def _as_identity(value: Any) -> Identity | None:
+    return None if value is None else tuple(value)
+
+
+def _redo_path_problem(root: Path, entry: dict[str, Any]) -> str | None:
+    """Return why a redo step is not one a revocation writes, or None."""
+    real_root = os.path.realpath(root)
+    for name in ("source", "target"):
+        if name in entry:
+            parent = os.path.realpath((root / entry[name]).parent)
+            if parent != real_root and not parent.startswith(real_root + os.sep):
+                return f"{entry[name]} lies in a folder outside the PKI"
+    if entry["op"] == "replace":
+        source, target = Path(entry["source"]), Path(entry["target"])
+        if source.parent != target.parent or not _TEMP_FILE.fullmatch(source.name):
+            return f"{entry['source']} is not a temporary file beside {entry['target']}"
+    if entry["op"] == "move" and not entry["target"].startswith("revoked/"):
+        return f"{entry['target']} is not in the revoked folder"
+    return None
+
+
 def _finish(root: Path, pid: int, folder: Path) -> str:
-    """Take the redo steps of a command killed after it went forward, and delete its folder."""
+    """Take the redo steps of a command killed after it went forward, and delete its folder.
+
+    Every step is checked first. A step whose files someone else changed
+    since stops the whole finish, because taking the other steps could move
+    files that now belong to a newer certificate. The exception is a command
+    that had not yet changed anything: it is dropped, and says so.
+    """
     # Imported here because files imports this module.
     from easyrsa_py import files
 
+    redo = folder / REDO_NAME
+    entries = _read_record(redo, _REDO_FIELDS, cut_last_line=False)
+    for number, entry in enumerate(entries, 1):
+        problem = _redo_path_problem(root, entry)
+        if problem is not None:
+            raise JournalDamaged(redo, number, problem)
+    states = [_redo_state(root, entry) for entry in entries]
+    if _CHANGED in states:
+        changed = [root / entry.get("target", entry["source"]) for entry, state in zip(entries, states) if state == _CHANGED]
+        if _DONE not in states:
+            for entry in entries:
+                if entry["op"] == "replace":
+                    files.remove_if_present(root / entry["source"])
+            shutil.rmtree(folder, ignore_errors=True)
+            return (
+                f"Dropped an interrupted revocation of process {pid}: it had not changed the PKI yet, "
+                f"and {_relative(root, changed[0])} has changed since. Run the revocation again if it is still needed."
+            )
+        raise RedoConflict(folder, changed)
     done: list[str] = []
-    left: list[str] = []
-    for entry in _read_record(folder / REDO_NAME, _REDO_FIELDS):
-        if entry["op"] == "remove":
-            path = root / entry["path"]
-            if files.remove_if_present(path):
-                done.append(f"removed {path}")
-            continue
-        source, target = root / entry["source"], root / entry["target"]
-        if not os.path.lexists(source):
-            continue  # moved before the kill
-        if entry["op"] == "replace":
-            os.replace(source, target)
-            done.append(f"wrote {target}")
-            continue
-        if os.path.lexists(target) and not _same_file(source, target):
-            left.append(f"{source} stays, because {target} exists")
-            continue
-        files.move_no_clobber(source, target)
-        done.append(f"moved {source} to {target}")
+    try:
+        for entry, state in zip(entries, states):
+            if state != _PENDING:
+                continue
+            source = root / entry["source"]
+            if entry["op"] == "remove":
+                files.remove_if_present(source)
+                done.append(f"removed {_relative(root, source)}")
+            elif entry["op"] == "replace":
+                os.replace(source, root / entry["target"])
+                done.append(f"wrote {entry['target']}")
+            else:
+                files.move_no_clobber(source, root / entry["target"])
+                done.append(f"moved {entry['source']} to {entry['target']}")
+    except OSError as error:
+        raise EasyRSAError(
+            f"Finishing the interrupted revocation of process {pid} failed: {files.describe_os_error(error)} "
+            "Once that is fixed, any easyrsa-py command finishes it."
+        ) from error
     shutil.rmtree(folder, ignore_errors=True)
-    message = f"Finished an interrupted command of process {pid}: "
-    message += _summary(done) if done else "its changes were all made already"
-    if left:
-        message += f". Not done, check by hand: {'; '.join(left)}"
+    shown = [step for step in done if not step.startswith("wrote ") or not step.endswith(".old")]
+    message = f"Finished an interrupted revocation of process {pid}: "
+    message += _summary(shown) if shown else "its changes were all made already"
     return message + "."
+
+
+def _relative(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _same_file(first: Path, second: Path) -> bool:

@@ -355,6 +355,11 @@ def apply_revocations(
         # index.txt.attr first, so index.txt, the file that revokes, is renamed last.
         writes = [(layout.index_attr, format_attr(plans[0].attributes)), (layout.index, plans[0].database.to_bytes())]
         prepared = files.prepare_writes(files.with_backups(writes))
+        if not journal.covers([target for _, target in prepared]):
+            # index.txt links outside the PKI, where a redo file does not reach,
+            # so it is written now, before the moves go forward.
+            files.rename_prepared(prepared)
+            prepared = []
     # From here the revocation is final: undoing it once index.txt is in
     # place could let a revoked certificate back in, after a CRL listed it.
     # So a failure or a kill leaves the renames and moves for the next run.
@@ -473,8 +478,8 @@ def revoke_all(
     except OSError as error:
         if journal.went_forward():
             raise EasyRSAError(
-                f"The revocation is recorded in {layout.index}, but moving its files failed: "
-                f"{files.describe_os_error(error)} The next easyrsa-py command finishes the moves."
+                f"The revocation is under way but could not be completed: {files.describe_os_error(error)} "
+                "Once that is fixed, the next easyrsa-py command finishes it."
             ) from error
         raise EasyRSAError(
             f"Revocation failed, and nothing was changed: {files.describe_os_error(error)}"

@@ -67,7 +67,7 @@ RANDOM_RUNS = int(os.environ.get("EASYRSA_PY_CRASH_RUNS", "8"))
 KILLED = -signal.SIGKILL
 TOOK_OVER = "Took over the"
 UNDID = "Undid an interrupted command of process"
-FINISHED = "Finished an interrupted command of process"
+FINISHED = "Finished an interrupted revocation of process"
 # An empty lock file counts as stale once it is older than a minute.
 EMPTY_LOCK_AGE = 61
 

@@ -24,7 +24,7 @@ from easyrsa_py.files import describe_os_error
 
 KILLED = -signal.SIGKILL
 FIXTURE = "v3.2.7-rsa"
-FINISHED = "Finished an interrupted command of process"
+FINISHED = "Finished an interrupted revocation of process"
 TOOK_OVER = "Took over the stale lock file"
 
 
@@ -95,8 +95,8 @@ def test_failed_move_leaves_revocation_to_finish(pki_copy):
     result = run_forked(pki, ["--batch", "revoke", "alice"], "move-before:2:enospc")
 
     assert result.returncode == 1
-    assert f"The revocation is recorded in {pki / 'index.txt'}" in result.stderr
-    assert "The next easyrsa-py command finishes the moves" in result.stderr
+    assert "The revocation is under way but could not be completed" in result.stderr
+    assert "the next easyrsa-py command finishes it" in result.stderr
     assert int(serial, 16) in revoked_serials(pki)
     assert len(journal_folders(pki)) == 1
 

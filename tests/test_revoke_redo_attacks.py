@@ -33,7 +33,7 @@ from easyrsa_py import journal
 
 KILLED = -signal.SIGKILL
 FIXTURE = "v3.2.7-rsa"
-FINISHED = "Finished an interrupted command of process"
+FINISHED = "Finished an interrupted revocation of process"
 UNDID = "Undid an interrupted command of process"
 ALL_HITS_VARIABLE = "EASYRSA_PY_REDO_ATTACKS"
 ALL_HITS = os.environ.get(ALL_HITS_VARIABLE) == "1"
@@ -282,7 +282,9 @@ def test_redo_source_deleted_by_hand(pki_copy) -> None:
     assert not (pki / "revoked" / "reqs_by_serial" / f"{serial}.req").exists()
 
 
-def test_redo_target_with_other_content_kept(pki_copy) -> None:
+def test_redo_target_with_other_content_drops_unapplied_revocation(pki_copy) -> None:
+    # Killed before index.txt was renamed: the revocation never took effect,
+    # so a file changed since makes the next run drop it, saying so.
     pki = pki_copy(FIXTURE)
     serial = serial_of(pki / "issued" / "alice.crt")
     pending_redo(pki, ["--batch", "revoke", "alice"])
@@ -293,12 +295,34 @@ def test_redo_target_with_other_content_kept(pki_copy) -> None:
     result = run_forked(pki, ["--batch", "show-revoke"])
 
     assert result.returncode == 0, result.stderr
-    assert "Not done, check by hand" in result.stderr
-    assert f"{pki / 'private' / 'alice.key'} stays, because {other} exists" in result.stderr
+    assert "Dropped an interrupted revocation of process" in result.stderr
+    assert f"revoked/private_by_serial/{serial}.key has changed since" in result.stderr
+    assert other.read_bytes() == b"an operator's own file\n"
+    assert (pki / "private" / "alice.key").read_bytes() == key
+    assert int(serial, 16) not in revoked_serials(pki)
+    check_clean(pki)
+
+
+def test_redo_target_with_other_content_stops_applied_revocation(pki_copy) -> None:
+    # Killed after index.txt was renamed: the revocation stands, and a file
+    # changed since stops the finish without moving anything.
+    pki = pki_copy(FIXTURE)
+    serial = serial_of(pki / "issued" / "alice.crt")
+    killed = run_forked(pki, ["--batch", "revoke", "alice"], "move-before:1:kill")
+    assert killed.returncode == KILLED, killed.stderr
+    other = pki / "revoked" / "private_by_serial" / f"{serial}.key"
+    other.write_bytes(b"an operator's own file\n")
+    key = (pki / "private" / "alice.key").read_bytes()
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+
+    assert result.returncode == 1
+    assert "cannot be finished, because these files changed" in result.stderr
+    assert str(other) in result.stderr
     assert other.read_bytes() == b"an operator's own file\n"
     assert (pki / "private" / "alice.key").read_bytes() == key
     assert int(serial, 16) in revoked_serials(pki)
-    assert journal_folders(pki) == []
+    assert len(journal_folders(pki)) == 1
 
 
 # --- a PKI moved or copied while a redo is pending ------------------------------------
@@ -321,7 +345,7 @@ def test_redo_finished_after_move(pki_copy, tmp_path: Path) -> None:
     check_revoked_in_place(moved, "issued", serials)
 
 
-def test_redo_finished_in_copy_and_original(pki_copy, tmp_path: Path) -> None:
+def test_redo_in_copy_dropped_in_original_finished(pki_copy, tmp_path: Path) -> None:
     pki = pki_copy(FIXTURE)
     serials = serials_of(pki, "issued", ["alice"])
     pending_redo(pki, ["--batch", "revoke", "alice"])
@@ -329,12 +353,17 @@ def test_redo_finished_in_copy_and_original(pki_copy, tmp_path: Path) -> None:
     copy.parent.mkdir()
     subprocess.run(["cp", "-a", str(pki), str(copy)], check=True, timeout=60)
 
-    for tree in (copy, pki):
-        result = run_forked(tree, ["--batch", "show-revoke"])
-        assert result.returncode == 0, result.stderr
-        assert FINISHED in result.stderr
-        check_clean(tree)
-        check_revoked_in_place(tree, "issued", serials)
+    # The copy's files have new inodes, so its revocation, not yet applied, is dropped.
+    copied = run_forked(copy, ["--batch", "show-revoke"])
+    assert copied.returncode == 0, copied.stderr
+    assert "Dropped an interrupted revocation of process" in copied.stderr
+    check_clean(copy)
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+    assert result.returncode == 0, result.stderr
+    assert FINISHED in result.stderr
+    check_clean(pki)
+    check_revoked_in_place(pki, "issued", serials)
 
 
 # --- hostile redo files ------------------------------------------------------------------
@@ -480,8 +509,9 @@ def test_finish_message_survives_silent(pki_copy) -> None:
 
     assert result.returncode == 0, result.stderr
     assert FINISHED in result.stderr
-    # Four writes and fifteen moves and five removals: eight named, the rest counted.
-    assert ", and 16 more." in result.stderr
+    # Two writes (the .old backups go unnamed), fifteen moves and five removals:
+    # eight named, the rest counted.
+    assert ", and 14 more." in result.stderr
     assert journal.FOLDER_PREFIX not in result.stderr
     assert ".tmp" not in result.stderr
 
@@ -573,3 +603,182 @@ def test_reason_word_in_expired_revocation(pki_copy) -> None:
     assert result.returncode == 1
     assert "'revoke-expired erin caroline --reason=unspecified'" in result.stderr
     assert pki_state(pki) == before
+
+# --- defects these attacks found, fixed ----------------------------------------------
+# A redo step is taken only while its files are the ones recorded, so
+# nothing easy-rsa did after an operator deleted the lock is lost.
+
+
+def revoked(pki: Path) -> set[int]:
+    return {int(row[3], 16) for row in read_index(pki) if row[0] == "R"}
+
+
+def script_run(reference, pki: Path, *arguments: str) -> None:
+    result = reference.run(pki, "--batch", *arguments, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_unapplied_revocation_keeps_script_work(pki_copy, reference_for):
+    pki = pki_copy(FIXTURE)
+    alice = int(serial_of(pki / "issued" / "alice.crt"), 16)
+    server = int(serial_of(pki / "issued" / "server.crt"), 16)
+    killed = run_forked(pki, ["--batch", "revoke", "alice"], "journal-commit:1:kill")
+    assert killed.returncode == KILLED
+    (pki / "lock.file").unlink()
+    reference = reference_for("3.2.7")
+    script_run(reference, pki, "revoke", "server")
+    script_run(reference, pki, "gen-crl")
+    script_run(reference, pki, "build-client-full", "zed", "nopass")
+
+    result = run_forked(pki, ["--batch", "gen-crl"])
+
+    assert result.returncode == 0, result.stderr
+    assert "Dropped an interrupted revocation of process" in result.stderr
+    assert server in revoked(pki)
+    assert server in crl_serials(pki)
+    assert alice not in revoked(pki)
+    assert any(row[5] == "/CN=zed" for row in read_index(pki))
+    check_clean(pki)
+
+
+def test_failed_rename_then_script_keeps_script_work(pki_copy, reference_for):
+    pki = pki_copy(FIXTURE)
+    server = int(serial_of(pki / "issued" / "server.crt"), 16)
+    failed = run_forked(pki, ["--batch", "revoke", "alice"], "write-rename-before:1:enospc")
+    assert failed.returncode == 1
+    assert "could not be completed" in failed.stderr
+    reference = reference_for("3.2.7")
+    script_run(reference, pki, "revoke", "server")
+    script_run(reference, pki, "gen-crl")
+
+    result = run_forked(pki, ["--batch", "gen-crl"])
+
+    assert result.returncode == 0, result.stderr
+    assert server in revoked(pki)
+    assert server in crl_serials(pki)
+
+
+def test_certificate_replaced_by_hand_not_moved(pki_copy):
+    pki = pki_copy(FIXTURE)
+    killed = run_forked(pki, ["--batch", "revoke", "alice"], "move-before:2:kill")
+    assert killed.returncode == KILLED
+    replacement = (pki / "issued" / "carol.crt").read_bytes()
+    (pki / "issued" / "alice.crt").write_bytes(replacement)
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+
+    assert result.returncode == 1
+    assert "cannot be finished, because these files changed" in result.stderr
+    assert (pki / "issued" / "alice.crt").read_bytes() == replacement
+
+
+def test_script_renewal_on_half_state_not_filed_as_revoked(pki_copy, reference_for):
+    pki = pki_copy(FIXTURE)
+    killed = run_forked(pki, ["--batch", "revoke", "alice"], "journal-commit:1:kill")
+    assert killed.returncode == KILLED
+    (pki / "lock.file").unlink()
+    script_run(reference_for("3.2.7"), pki, "renew", "alice")
+    renewed = (pki / "issued" / "alice.crt").read_bytes()
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+
+    assert result.returncode == 0, result.stderr
+    assert (pki / "issued" / "alice.crt").read_bytes() == renewed
+    assert (pki / "private" / "alice.key").exists()
+
+
+def test_script_revoke_and_rebuild_on_half_state_kept(pki_copy, reference_for):
+    pki = pki_copy(FIXTURE)
+    killed = run_forked(pki, ["--batch", "revoke", "alice"], "journal-commit:1:kill")
+    assert killed.returncode == KILLED
+    (pki / "lock.file").unlink()
+    reference = reference_for("3.2.7")
+    script_run(reference, pki, "revoke", "alice")
+    script_run(reference, pki, "build-client-full", "alice", "nopass")
+    new = int(serial_of(pki / "issued" / "alice.crt"), 16)
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+
+    assert result.returncode == 0, result.stderr
+    assert new in {int(row[3], 16) for row in read_index(pki)}
+    assert (pki / "issued" / "alice.crt").exists()
+
+
+def test_index_linked_outside_pki_revokes(pki_copy, tmp_path):
+    pki = pki_copy(FIXTURE)
+    outside = tmp_path / "shared"
+    outside.mkdir()
+    os.rename(pki / "index.txt", outside / "index.txt")
+    os.symlink(outside / "index.txt", pki / "index.txt")
+
+    result = run_forked(pki, ["--batch", "revoke", "alice"])
+
+    assert result.returncode == 0, result.stderr
+    assert (pki / "index.txt").is_symlink()
+    assert int(serial_of(pki / "revoked" / "certs_by_serial" / next(
+        path.name for path in (pki / "revoked" / "certs_by_serial").iterdir())), 16) in revoked(pki)
+
+
+def planted(pki: Path, *entries: dict) -> Path:
+    folder = pki / f"{journal.FOLDER_PREFIX}999999999"
+    folder.mkdir(mode=0o700)
+    (folder / journal.REDO_NAME).write_text("".join(repr(entry) + "\n" for entry in entries))
+    return folder
+
+
+def test_planted_redo_through_link_rejected(pki_copy, tmp_path):
+    pki = pki_copy(FIXTURE)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("keep me")
+    os.symlink(outside, pki / "inline" / "link")
+    victim = outside / "victim"
+    planted(pki, {"op": "remove", "source": "inline/link/victim", "source_id": tuple(
+        getattr(os.lstat(victim), name) for name in ("st_dev", "st_ino", "st_size", "st_mtime_ns"))})
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+
+    assert result.returncode == 1
+    assert "outside the PKI" in result.stderr
+    assert victim.read_text() == "keep me"
+
+
+def test_planted_redo_cannot_remove_ca_key_or_replace_index(pki_copy):
+    pki = pki_copy(FIXTURE)
+    planted(
+        pki,
+        {"op": "replace", "source": "private/alice.key", "source_id": None, "target": "index.txt", "target_id": None},
+    )
+    before = pki_state(pki)
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+
+    assert result.returncode == 1
+    assert "is not a temporary file beside index.txt" in result.stderr
+    assert (pki / "private" / "ca.key").exists()
+    assert pki_state(pki) == before
+
+
+def test_planted_redo_removal_with_wrong_identity_stops(pki_copy):
+    pki = pki_copy(FIXTURE)
+    planted(pki, {"op": "remove", "source": "private/ca.key", "source_id": (1, 2, 3, 4)})
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+
+    assert (pki / "private" / "ca.key").exists()
+    assert "private/ca.key" in result.stderr
+
+
+def test_redo_truncated_last_line_is_damaged(pki_copy):
+    pki = pki_copy(FIXTURE)
+    killed = run_forked(pki, ["--batch", "revoke", "alice"], "journal-commit:1:kill")
+    assert killed.returncode == KILLED
+    folder = next(pki.glob(f"{journal.FOLDER_PREFIX}*"))
+    data = (folder / journal.REDO_NAME).read_text()
+    (folder / journal.REDO_NAME).write_text(data[:-20])
+
+    result = run_forked(pki, ["--batch", "show-revoke"])
+
+    assert result.returncode == 1
+    assert "is damaged at line" in result.stderr
+    assert (pki / "issued" / "alice.crt").exists()
