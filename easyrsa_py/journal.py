@@ -967,7 +967,7 @@ def _finish(root: Path, pid: int, folder: Path) -> str:
     Every step is checked first. A step whose files someone else changed
     since stops the whole finish, because taking the other steps could move
     files that now belong to a newer certificate. The exception is a command
-    that had not yet changed anything: it is dropped, and says so.
+    that had not yet changed anything: it is dropped, with a message.
     """
     # Imported here because files imports this module.
     from easyrsa_py import files

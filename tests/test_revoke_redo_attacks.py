@@ -304,7 +304,7 @@ def test_redo_target_with_other_content_drops_unapplied_revocation(pki_copy) -> 
 
 
 def test_redo_target_with_other_content_stops_applied_revocation(pki_copy) -> None:
-    # Killed after index.txt was renamed: the revocation stands, and a file
+    # Killed after index.txt was renamed: the revocation is kept, and a file
     # changed since stops the finish without moving anything.
     pki = pki_copy(FIXTURE)
     serial = serial_of(pki / "issued" / "alice.crt")
@@ -672,7 +672,7 @@ def test_certificate_replaced_by_hand_not_moved(pki_copy):
     assert (pki / "issued" / "alice.crt").read_bytes() == replacement
 
 
-def test_script_renewal_on_half_state_not_filed_as_revoked(pki_copy, reference_for):
+def test_script_renewal_kept(pki_copy, reference_for):
     pki = pki_copy(FIXTURE)
     killed = run_forked(pki, ["--batch", "revoke", "alice"], "journal-commit:1:kill")
     assert killed.returncode == KILLED
@@ -743,7 +743,7 @@ def test_planted_redo_through_link_rejected(pki_copy, tmp_path):
     assert victim.read_text() == "keep me"
 
 
-def test_planted_redo_cannot_remove_ca_key_or_replace_index(pki_copy):
+def test_planted_redo_replace_rejected(pki_copy):
     pki = pki_copy(FIXTURE)
     planted(
         pki,
