@@ -248,7 +248,7 @@ def _after_signing(context: Context, name: str, cert_type: str, path: Path) -> N
         from easyrsa_py.inline import write_inline_after_issue
 
         write_inline_after_issue(context.layout, context.settings, context.console, name)
-    context.console.notice(f"Certificate created at:\n* {path}")
+    context.console.notice(f"Wrote the certificate:\n* {path}")
 
 
 # -- import-req ---------------------------------------------------------------

@@ -78,14 +78,21 @@ _LOCK_FILE_NAME = "lock.file"
 class JournalConflict(EasyRSAError):
     """A journal cannot be undone because a path it covers was changed by someone else."""
 
-    def __init__(self, folder: Path, paths: list[Path], cause: str = "") -> None:
+    def __init__(self, folder: Path, paths: list[Path], cause: str = "", touched: list[str] | None = None) -> None:
         self.folder = folder
         self.paths = paths
         listing = ", ".join(str(path) for path in paths)
+        changes = ""
+        if touched:
+            changes = (
+                f" The interrupted command had changed, or was about to change: {', '.join(touched)}."
+                " A row it added to index.txt may have no certificate file, and temporary files"
+                " (.NAME.<hex>.tmp) it left beside them can be deleted."
+            )
         super().__init__(
             f"{cause}The interrupted command recorded in {folder} cannot be undone, because "
             f"these paths changed since it ran: {listing}. Nothing was undone, so that no later "
-            f"change is lost. Check those files, then delete {folder} to keep the PKI as it is."
+            f"change is lost.{changes} Check those files, then delete {folder} to keep the PKI as it is."
         )
 
 
@@ -705,7 +712,9 @@ def undo_entries(root: Path, folder: Path, entries: list[dict[str, Any]]) -> lis
         plan.current = number
         _PLANNERS[changes[number]["op"]](plan, changes[number])
     if plan.conflicts:
-        raise JournalConflict(folder, sorted(set(plan.conflicts)))
+        recorded = [change.get("path") or change["target"] for change in changes[:left]]
+        shown = [path for path in dict.fromkeys(recorded) if not _TEMP_FILE.fullmatch(Path(path).name)]
+        raise JournalConflict(folder, sorted(set(plan.conflicts)), touched=shown)
     touched: set[Path] = set()
     log_fd = os.open(folder / LOG_NAME, os.O_WRONLY | os.O_APPEND | _CLOEXEC)
     try:
@@ -722,10 +731,10 @@ def undo_entries(root: Path, folder: Path, entries: list[dict[str, Any]]) -> lis
             _fsync_folder(parent)
     os.unlink(folder / LOG_NAME)
     shutil.rmtree(folder, ignore_errors=True)
-    # Temporary files mean nothing to the user, so their steps go unmentioned.
-    return list(
-        dict.fromkeys(description for _, description, path, _ in plan.steps if not _TEMP_FILE.fullmatch(path.name))
-    )
+    # One description a path, the last: it says how the path ends up. Temporary
+    # files mean nothing to the user, so their steps go unmentioned.
+    final = {path: description for _, description, path, _ in plan.steps if not _TEMP_FILE.fullmatch(path.name)}
+    return list(dict.fromkeys(final.values()))
 
 
 # --- recovery ---------------------------------------------------------------------------------
@@ -877,7 +886,7 @@ def _recover_one(root: Path, pid: int, folder: Path) -> str:
         return ""
     done = undo_entries(root, folder, _read_record(log, _FIELDS))
     if not done:
-        return f"Undid an interrupted command of process {pid}: it had made none of its changes yet."
+        return f"Undid an interrupted command of process {pid}: its last step had not changed any file yet."
     return f"Undid an interrupted command of process {pid}: {_summary(done)}."
 
 

@@ -148,8 +148,14 @@ def describe_holder(path: Path, rereads: int = 3) -> LockHeld:
             "If no easyrsa or easyrsa-py command is running, delete it and retry."
         )
     elif _process_exists(pid):
-        detail = f"process {pid} holds it and is still running"
+        name = _process_name(pid)
+        detail = f"process {pid} holds it and is still running{f', as {name}' if name else ''}"
         advice = "Wait for that command to finish, then retry."
+        if name and not _may_be_easyrsa(name):
+            advice += (
+                f" If {name} is not running an easyrsa command, the lock was left by a process that died "
+                "and whose ID was reused since: delete the file if no easyrsa command is running."
+            )
     elif rereads > 0 and _read_pid(path) != pid:
         return describe_holder(path, rereads - 1)
     else:
@@ -157,6 +163,20 @@ def describe_holder(path: Path, rereads: int = 3) -> LockHeld:
         advice = "Retry the command."
     message = f"The PKI is locked: {path} exists ({detail}).\n{advice}"
     return LockHeld(path, message, pid=pid)
+
+
+def _process_name(pid: int) -> str | None:
+    """Return the command name of a running process, where /proc shows it."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def _may_be_easyrsa(name: str) -> bool:
+    # easy-rsa runs as a shell, easyrsa_py as Python or its console script.
+    return name.startswith(("python", "easyrsa", "sh", "bash", "dash", "ksh", "zsh", "busybox"))
 
 
 def _is_empty(path: Path) -> bool:
@@ -405,7 +425,8 @@ class PKILock:
         except OSError as error:
             raise EasyRSAError(
                 f"Cannot create the lock file {self.path}: {error.strerror}. "
-                "Check the permissions of the PKI folder."
+                "Check the permissions of the PKI folder. On a read-only PKI, commands that only "
+                "read it (show-*, verify-cert) run with --nolockfile."
             ) from None
         fault_point("lock-created")
         # The flock shows other easyrsa_py runs, on other machines or in other

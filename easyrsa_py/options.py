@@ -63,7 +63,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--umask",), ("EASYRSA_UMASK",), Kind.VALUE, "umask for new files, in octal (default 077)"),
     Option(("--noumask", "--no-umask"), ("EASYRSA_NO_UMASK",), Kind.FLAG, "keep the umask of the calling shell"),
     Option(("--noinline", "--no-inline"), ("EASYRSA_NO_INLINE",), Kind.FLAG, "do not write inline files"),
-    Option(("--tmp-dir",), ("EASYRSA_TEMP_DIR",), Kind.VALUE, "folder for temporary files"),
+    Option(("--tmp-dir",), ("EASYRSA_TEMP_DIR",), Kind.VALUE, "accepted and ignored: temporary files go beside the files they replace"),
     Option(("--ssl-cnf", "--ssl-conf"), ("EASYRSA_SSL_CONF",), Kind.VALUE, "accepted; easyrsa_py uses no OpenSSL config"),
     Option(("--keep-tmp",), ("EASYRSA_KEEP_TEMP",), Kind.VALUE, "accepted; easyrsa_py keeps no temporary session"),
     Option(("--algo", "--use-algo"), ("EASYRSA_ALGO",), Kind.VALUE, "key algorithm: rsa, ec or ed"),

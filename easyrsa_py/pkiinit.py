@@ -221,31 +221,30 @@ def init_pki(context: Context, arguments: list[str]) -> int:
     else:
         _write_new_pki(root, request)
     console.notice(
-        "'init-pki' complete; you may now create a CA or requests.\n\n"
-        f"Your newly created PKI dir is:\n* {root}"
+        f"Made an empty PKI in:\n* {root}\n\n"
+        "Next, run build-ca to create its CA, or gen-req for requests that another CA signs."
     )
     if request.algo != "rsa":
         console.notice(
-            f"IMPORTANT: PKI algorithm is {_auto_configured(request)}\n\n"
-            f"Using the auto-configured vars file:\n* {root / 'vars'}"
+            f"New keys in this PKI use {_auto_configured(request)}, as set in the vars file:\n* {root / 'vars'}"
         )
     return 0
 
 
 def _auto_configured(request: InitRequest) -> str:
-    kind = "Elliptic" if request.algo == "ec" else "Edwards"
-    return f"Auto-configured for {kind} curve '{request.curve}'"
+    kind = "the elliptic" if request.algo == "ec" else "the Edwards"
+    return f"{kind} curve '{request.curve}'"
 
 
 def _confirm_removal(console: Console, root: Path, request: InitRequest) -> None:
     # The prompt and the word are easy-rsa 3.2.7's, which scripts answer.
     partially = "PARTIALLY " if request.soft else ""
-    auto = f" {_auto_configured(request)}" if request.algo != "rsa" else " "
+    auto = f" Its new keys will use {_auto_configured(request)}." if request.algo != "rsa" else ""
     console.confirm(
         "Confirm removal: ",
         "yes",
-        f"\nWARNING!!!\n\nYou are about to {partially}remove the EASYRSA_PKI at:\n* {root}\n\n"
-        f"and initialize a fresh PKI here.{auto}",
+        f"\nWARNING!!!\n\nThis {partially}deletes the PKI folder below and starts a new, empty PKI in it:\n"
+        f"* {root}\n\nThe keys and certificates in it are lost.{auto}",
     )
 
 

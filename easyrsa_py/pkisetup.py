@@ -168,12 +168,12 @@ def build_ca(context: Context, arguments: list[str]) -> int:
     _write_ca_files(layout, key_pem, output, output_pem)
     if request.subca:
         console.notice(
-            f"Your intermediate CA request is at:\n* {output}\n  and now must be sent to your parent CA "
-            f"for signing.\n\nPrior to signing operations, place your resulting Sub-CA cert at:\n* {layout.ca_cert}"
+            f"Wrote the sub-CA's certificate request:\n* {output}\n\nHave the parent CA sign it, then "
+            f"put the signed certificate here before signing anything with this CA:\n* {layout.ca_cert}"
         )
     else:
         console.notice(
-            f"CA creation complete. Your new CA certificate is at:\n* {output}\n\nBuild-ca completed successfully."
+            f"Made the new CA. Its certificate, which clients and servers trust:\n* {output}"
         )
     return 0
 
@@ -266,7 +266,7 @@ def _ask_ca_passphrase(prompt: str) -> bytes:
         if len(passphrase) >= keys.MIN_PASSPHRASE:
             return passphrase
         sys.stderr.write(
-            f"\nPassphrase must be at least {keys.MIN_PASSPHRASE} characters!\n"
+            f"\nThe passphrase is too short: use {keys.MIN_PASSPHRASE} characters or more.\n"
         )
 
 
@@ -314,10 +314,9 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
         "Install the new CA certificate ? ",
         "yes",
         f"\nNEW CA CERTIFICATE:\n\n{certificate_text(new).rstrip()}\n\nWARNING !!!\n\n"
-        "Your CA certificate is ready to be renewed. (Details above)\n\n"
-        "This new CA certificate will completely replace the old one.\n"
-        "The old CA will be archived to the 'expired-ca.list' file.\n\n"
-        "Please check the details above are correct, before continuing.",
+        "The certificate above replaces ca.crt, with the same key and subject.\n"
+        "The old one is appended to 'expired-ca.list', so certificates it signed can still be checked.\n\n"
+        "Check its details before you go on.",
     )
     archive = layout.root / _EXPIRED_CA_LIST
     atomic_write_all(
@@ -327,9 +326,8 @@ def renew_ca(context: Context, arguments: list[str]) -> int:
         ]
     )
     console.notice(
-        "CA certificate has been successfully renewed.\n\n"
-        f"Your old CA certificate has been added to the expired CA list at:\n* {archive}\n\n"
-        f"Your renewed CA certificate is at:\n* {layout.ca_cert}"
+        f"Renewed the CA certificate:\n* {layout.ca_cert}\n\n"
+        f"The old one was appended to:\n* {archive}"
     )
     _warn_pinned_certificates(layout, console, old)
     return 0
@@ -481,7 +479,7 @@ def import_ca(context: Context, arguments: list[str]) -> int:
         + certificate_pem(certificate)
     )
     atomic_write(target, previous + entry)
-    context.console.notice(f"External CA successfully imported into: {target}")
+    context.console.notice(f"Added the external CA certificate to: {target}")
     return 0
 
 

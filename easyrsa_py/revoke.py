@@ -284,8 +284,7 @@ def confirm_revocation(console: Console, plan: RevocationPlan) -> None:
         # step indents by two more, so scripts see four.
         "  Continue with revocation: ",
         "yes",
-        "\nPlease confirm that you wish to revoke the certificate\n"
-        "with the following subject:\n\n"
+        "\nThis revokes the certificate with this subject:\n\n"
         f"{multiline_dn(plan.certificate.subject_der)}\n"
         f"    serial-number             = {plan.serial}\n\n"
         f"    Reason: {plan.reason or 'None given'}",
@@ -429,7 +428,7 @@ def confirm_revocations(console: Console, plans: list[RevocationPlan]) -> None:
     console.confirm(
         "  Continue with revocation: ",
         "yes",
-        f"\nPlease confirm that you wish to revoke these {len(plans)} certificates:\n\n"
+        f"\nThis revokes these {len(plans)} certificates:\n\n"
         f"{listing}\n\n    Reason: {reason}",
     )
 

@@ -776,7 +776,7 @@ def confirmation_message(
     san = _confirmation_san(request, options, common_name)
     if san:
         details += "\n\n" + san
-    introduction = "You are about to sign the following certificate:\n\n"
+    introduction = "The certificate to be signed:\n\n"
     if not local_request:
         introduction = (
             "Check the details below before signing. Nothing has verified where this "

@@ -82,12 +82,18 @@ def _dh_bits(context: Context) -> int:
 
 def generate_dh_parameters(bits: int) -> bytes:
     """Generate DH parameters with generator 2, as `openssl dhparam` does, in PEM ("DH PARAMETERS")."""
+    import warnings
+
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import dh
+    from cryptography.utils import CryptographyDeprecationWarning
 
-    # NOTE: cryptography 48 deprecates finite-field DH and plans to remove it.
-    # gen-dh then needs another source of safe primes.
-    parameters = dh.generate_parameters(generator=2, key_size=bits)
+    # NOTE: cryptography deprecates finite-field DH (with a warning from
+    # version 50) and plans to remove it; gen-dh then needs another source of
+    # safe primes. OpenVPN still reads dh.pem, so the warning is not shown.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        parameters = dh.generate_parameters(generator=2, key_size=bits)
     return parameters.parameter_bytes(serialization.Encoding.PEM, serialization.ParameterFormat.PKCS3)
 
 

@@ -415,7 +415,7 @@ def test_build_ca_prompts_twice(tmp_path: Path) -> None:
     result = product(pki, "build-ca", input="abc\nlongenough\nlongenough\n")
     assert result.returncode == 0, result.stderr
     assert "Enter New CA Key Passphrase: " in result.stderr
-    assert "Passphrase must be at least 4 characters!" in result.stderr
+    assert "The passphrase is too short: use 4 characters or more." in result.stderr
     assert "Confirm New CA Key Passphrase: " in result.stderr
     private_key_shape(pki / "private" / "ca.key", b"longenough")
 
