@@ -1,9 +1,10 @@
 """Interactive prompts: the revocation confirmation and the CA passphrase.
 
 easyrsa_py runs on a pseudo-terminal through pexpect, as an operator or an
-`expect` script drives it. The confirmation block keeps easy-rsa's exact
-wording, because scripts reply to it, so it is compared with what the real
-easy-rsa 3.2.7 shows on a terminal.
+`expect` script drives it. The confirmation block keeps easy-rsa's subject,
+serial, reason and prompt lines, which scripts read and reply to, so they are
+compared with what the real easy-rsa 3.2.7 shows on a terminal; the opening
+sentence is easyrsa_py's own.
 """
 
 from __future__ import annotations
@@ -49,10 +50,19 @@ def is_revoked(pki: Path, common_name: str) -> bool:
     return any(row[0] == "R" for row in rows)
 
 
+# The sentence that opens the confirmation block: easy-rsa's, and easyrsa_py's own.
+CONFIRM_INTRODUCTIONS = ("Please confirm that you wish to revoke", "This revokes the certificate")
+
+
 def confirmation_block(output: str) -> str:
-    """Return the text from the confirmation request to the end of the prompt."""
+    """Return the text after the confirmation's opening sentence, to the end of the prompt.
+
+    The subject, serial, reason and prompt lines are what scripts read, so
+    they must match easy-rsa's; the opening sentence is each tool's own.
+    """
     text = output.replace("\r\n", "\n")
-    start = text.index("Please confirm")
+    opening = min(text.index(intro) for intro in CONFIRM_INTRODUCTIONS if intro in text)
+    start = text.index("\n\n", opening) + 2
     end = text.index(CONFIRM_PROMPT) + len(CONFIRM_PROMPT)
     return text[start:end]
 
