@@ -82,14 +82,7 @@ def ca_extensions(
         profiles.load_profile("COMMON", folders).lines,
         extra,
     )
-    public_key = key.public_key()
-    context = profiles.ExtensionContext(
-        subject_public_key=public_key,  # type: ignore[arg-type]
-        issuer_name=subject,
-        issuer_public_key=public_key,  # type: ignore[arg-type]
-        serial_number=serial,
-        environment=dict(settings.raw),
-    )
+    context = profiles.ExtensionContext.self_signed(key.public_key(), subject, serial, settings.raw)  # type: ignore[arg-type]
     return profiles.build_extensions(lines, context, profile.sections)
 
 

@@ -731,8 +731,8 @@ def undo_entries(root: Path, folder: Path, entries: list[dict[str, Any]]) -> lis
             _fsync_folder(parent)
     os.unlink(folder / LOG_NAME)
     shutil.rmtree(folder, ignore_errors=True)
-    # One description a path, the last: it says how the path ends up. Temporary
-    # files mean nothing to the user, so their steps go unmentioned.
+    # One description per path, the last one, because it tells how the path ends
+    # up. Temporary files mean nothing to the user, so their steps are left out.
     final = {path: description for _, description, path, _ in plan.steps if not _TEMP_FILE.fullmatch(path.name)}
     return list(dict.fromkeys(final.values()))
 
@@ -1032,13 +1032,6 @@ def _relative(root: Path, path: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def _same_file(first: Path, second: Path) -> bool:
-    try:
-        return os.path.samefile(first, second)
-    except OSError:
-        return False
 
 
 # The number of paths a recovery message names before it counts the rest.

@@ -574,14 +574,7 @@ def _add_extra_extensions(
         )
     if not lines:
         return extensions
-    public_key = key.public_key()
-    context = profiles.ExtensionContext(
-        subject_public_key=public_key,  # type: ignore[arg-type]
-        issuer_name=subject,
-        issuer_public_key=public_key,  # type: ignore[arg-type]
-        serial_number=serial,
-        environment=dict(raw),
-    )
+    context = profiles.ExtensionContext.self_signed(key.public_key(), subject, serial, raw)  # type: ignore[arg-type]
     added = profiles.build_extensions(profiles.merge_lines(lines), context)
     replaced = {extension.oid for extension in added}
     return [extension for extension in extensions if extension.oid not in replaced] + added

@@ -216,6 +216,13 @@ class ExtensionContext:
     serial_number: int | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def self_signed(
+        cls, public_key: CertificatePublicKeyTypes, subject: x509.Name, serial: int, environment: Mapping[str, str]
+    ) -> ExtensionContext:
+        """Build the context of a self-signed certificate, its own issuer."""
+        return cls(public_key, subject, public_key, None, serial, dict(environment))
+
 
 def search_folders(
     pki_dir: Path, easyrsa_dir: Path, raw: Mapping[str, str], cwd: Path | None = None

@@ -95,6 +95,16 @@ def read_index(pki: Path, name: str = "index.txt") -> list[list[str]]:
     return [line.split("\t") for line in text.splitlines()]
 
 
+def revoked_serials(pki: Path) -> set[int]:
+    """Return the serials of the `R` rows of the PKI's index.txt."""
+    return {int(row[3], 16) for row in read_index(pki) if row[0] == "R"}
+
+
+def crl_serials(pki: Path, name: str = "crl.pem") -> set[int]:
+    """Return the serials that the PKI's CRL lists."""
+    return {entry.serial_number for entry in load_crl(pki / name)}
+
+
 def normalized_rows(rows: Iterable[Sequence[str]]) -> list[list[str]]:
     """Replace the date in each revocation field by a marker, keeping the rest."""
     normalized = []

@@ -50,7 +50,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from forked_cli import run_forked
-from pkitools import product_command, product_env, read_index, run_product
+from pkitools import (
+    product_command,
+    product_env,
+    read_index,
+    revoked_serials,
+    run_product,
+)
 
 from easyrsa_py import journal
 from easyrsa_py.errors import EXIT_LOCK
@@ -188,10 +194,6 @@ def measure_outcomes(case: Case, pki_copy) -> Outcomes:
 
 
 # --- checks after a kill --------------------------------------------------------
-
-
-def revoked_serials(pki: Path) -> set[int]:
-    return {int(row[3], 16) for row in read_index(pki) if row[0] == "R"}
 
 
 def check_crls(pki: Path, outcomes: Outcomes, label: str) -> None:

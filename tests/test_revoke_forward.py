@@ -15,9 +15,8 @@ import errno
 import signal
 from pathlib import Path
 
-from cryptography import x509
 from forked_cli import run_forked
-from pkitools import pki_state, read_index, serial_of
+from pkitools import crl_serials, pki_state, read_index, revoked_serials, serial_of
 
 from easyrsa_py import journal
 from easyrsa_py.files import describe_os_error
@@ -26,15 +25,6 @@ KILLED = -signal.SIGKILL
 FIXTURE = "v3.2.7-rsa"
 FINISHED = "Finished an interrupted revocation of process"
 TOOK_OVER = "Took over the stale lock file"
-
-
-def crl_serials(pki: Path) -> set[int]:
-    crl = x509.load_pem_x509_crl((pki / "crl.pem").read_bytes())
-    return {entry.serial_number for entry in crl}
-
-
-def revoked_serials(pki: Path) -> set[int]:
-    return {int(row[3], 16) for row in read_index(pki) if row[0] == "R"}
 
 
 def journal_folders(pki: Path) -> list[Path]:

@@ -4,9 +4,10 @@ A revocation prepares index.txt and index.txt.attr, then writes its
 remaining renames and moves to a redo file. A kill from then on leaves
 them for the next easyrsa_py command to finish, and a kill before it
 leaves the whole command to be undone. These tests kill every revoke form
-at its fault points and check the result: all or none of the names
-revoked, every file where index.txt puts it, no journal or temporary file
-left, and a CRL that lists every certificate any earlier CRL listed.
+at its fault points. Afterwards all or none of the names must be revoked,
+and every file must be where index.txt puts it. No journal or temporary
+file may be left, and the CRL must list every certificate that any earlier
+CRL listed.
 They also kill the run that finishes a redo, tamper with pending redo
 files, move the PKI while one is pending, and check the second-word
 rules of `revoke NAME WORD`.
@@ -24,9 +25,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from forked_cli import run_forked
-from pkitools import pki_state, read_index, serial_of
+from pkitools import crl_serials, pki_state, read_index, revoked_serials, serial_of
 from test_crashes_issuing import count_fault_points, fault_hits
 
 from easyrsa_py import journal
@@ -54,15 +54,6 @@ FORMS = {
     "expired": (["--batch", "revoke-expired", "erin"], "expired", ["erin"]),
     "renewed-gen-crl": (["--batch", "revoke-renewed", "carol", "--gen-crl"], "renewed/issued", ["carol"]),
 }
-
-
-def crl_serials(pki: Path) -> set[int]:
-    crl = x509.load_pem_x509_crl((pki / "crl.pem").read_bytes())
-    return {entry.serial_number for entry in crl}
-
-
-def revoked_serials(pki: Path) -> set[int]:
-    return {int(row[3], 16) for row in read_index(pki) if row[0] == "R"}
 
 
 def journal_folders(pki: Path) -> list[Path]:
@@ -313,10 +304,14 @@ def test_redo_target_with_other_content_stops_applied_revocation(pki_copy) -> No
     other = pki / "revoked" / "private_by_serial" / f"{serial}.key"
     other.write_bytes(b"an operator's own file\n")
     key = (pki / "private" / "alice.key").read_bytes()
+    # The stale lock is taken over and released; nothing else may change.
+    (pki / "lock.file").unlink()
+    before = pki_state(pki)
 
     result = run_forked(pki, ["--batch", "show-revoke"])
 
     assert result.returncode == 1
+    assert pki_state(pki) == before
     assert "cannot be finished, because these files changed" in result.stderr
     assert str(other) in result.stderr
     assert other.read_bytes() == b"an operator's own file\n"
@@ -609,10 +604,6 @@ def test_reason_word_in_expired_revocation(pki_copy) -> None:
 # nothing easy-rsa did after an operator deleted the lock is lost.
 
 
-def revoked(pki: Path) -> set[int]:
-    return {int(row[3], 16) for row in read_index(pki) if row[0] == "R"}
-
-
 def script_run(reference, pki: Path, *arguments: str) -> None:
     result = reference.run(pki, "--batch", *arguments, check=False)
     assert result.returncode == 0, result.stdout
@@ -634,9 +625,9 @@ def test_unapplied_revocation_keeps_script_work(pki_copy, reference_for):
 
     assert result.returncode == 0, result.stderr
     assert "Dropped an interrupted revocation of process" in result.stderr
-    assert server in revoked(pki)
+    assert server in revoked_serials(pki)
     assert server in crl_serials(pki)
-    assert alice not in revoked(pki)
+    assert alice not in revoked_serials(pki)
     assert any(row[5] == "/CN=zed" for row in read_index(pki))
     check_clean(pki)
 
@@ -654,7 +645,7 @@ def test_failed_rename_then_script_keeps_script_work(pki_copy, reference_for):
     result = run_forked(pki, ["--batch", "gen-crl"])
 
     assert result.returncode == 0, result.stderr
-    assert server in revoked(pki)
+    assert server in revoked_serials(pki)
     assert server in crl_serials(pki)
 
 
@@ -716,7 +707,7 @@ def test_index_linked_outside_pki_revokes(pki_copy, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (pki / "index.txt").is_symlink()
     assert int(serial_of(pki / "revoked" / "certs_by_serial" / next(
-        path.name for path in (pki / "revoked" / "certs_by_serial").iterdir())), 16) in revoked(pki)
+        path.name for path in (pki / "revoked" / "certs_by_serial").iterdir())), 16) in revoked_serials(pki)
 
 
 def planted(pki: Path, *entries: dict) -> Path:
