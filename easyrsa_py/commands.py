@@ -143,7 +143,7 @@ def _revoke_handler(kind: str) -> Handler:
 
 
 def _write_crl_after_revocation(context: Context, names: list[str]) -> None:
-    """Write the CRL for `revoke --gen-crl`; if that fails, the error says the revocation is kept."""
+    """Write the CRL for `revoke --gen-crl`, raising an error that reports the kept revocation if that fails."""
     from easyrsa_py.files import describe_os_error
 
     try:

@@ -67,7 +67,8 @@ def check_failed_cleanly(pki: Path, before, label: str, case: Case, outcomes, st
     if case.revokes and "The revocation is under way but could not be completed" in stderr:
         assert "the next easyrsa-py command finishes it" in stderr, label
         redo = [folder / journal.REDO_NAME for folder in pki.glob(f"{journal.FOLDER_PREFIX}*")]
-        assert len(redo) == 1 and redo[0].is_file(), f"{label}: no redo file"
+        assert len(redo) == 1, f"{label}: not one journal folder"
+        assert redo[0].is_file(), f"{label}: no redo file"
         return "forward"
     if case.revokes and "but writing the CRL failed" in stderr:
         assert "The revocation stands and the old CRL is unchanged" in stderr, label
@@ -128,7 +129,7 @@ def test_no_space_at_each_write(case, pki_copy):
 def _finish(pki: Path, case: Case, outcomes, label: str, left: str) -> None:
     """Check that running again, with space, does the whole command.
 
-    A revocation that stands, or that a redo file finishes, is not run
+    A revocation that is kept, or that a redo file finishes, is not run
     again: gen-crl runs instead.
     """
     command = case.command if left == "before" else [*case.options, "gen-crl"]

@@ -492,8 +492,10 @@ def test_folder_name_without_pid_ignored(pki_copy, name):
 def test_crl_status_refuses_pending_journal(pki_copy):
     pki = pki_copy("v3.2.7-ed25519")
     assert run_forked(pki, ["--batch", "gen-crl"], "journal-record:1:kill").returncode == KILLED
+    before = pki_state(pki)
     result = run_forked(pki, ["--batch", "crl-status"])
     assert result.returncode == 1
+    assert pki_state(pki) == before
     assert journal.FOLDER_PREFIX in result.stderr
     assert "undoes or finishes it first" in result.stderr
     shown = run_forked(pki, ["--batch", "display-dn", "x509", str(pki / "ca.crt")])

@@ -126,7 +126,7 @@ def _record_holders(monkeypatch: pytest.MonkeyPatch, log: Path, seen: Any) -> No
 
     The log lines are appended while the lock is held, so runs that never
     overlap give strictly alternating start and end lines of one PID. The
-    wait makes sure the watcher sees every holder, so a gap between the
+    wait makes sure the watcher records every holder, so a gap between the
     stale content and the new holder cannot hide between two looks.
     """
     enter, exit_ = PKILock.__enter__, PKILock.__exit__

@@ -1,10 +1,10 @@
 """Interactive prompts: the revocation confirmation and the CA passphrase.
 
 easyrsa_py runs on a pseudo-terminal through pexpect, as an operator or an
-`expect` script drives it. The confirmation block keeps easy-rsa's subject,
-serial, reason and prompt lines, which scripts read and reply to, so they are
-compared with what the real easy-rsa 3.2.7 shows on a terminal; the opening
-sentence is easyrsa_py's own.
+`expect` script drives it. Scripts read and reply to the subject, serial,
+reason and prompt lines of the confirmation block, so those lines are compared
+with what the real easy-rsa 3.2.7 shows on a terminal. The opening sentence is
+easyrsa_py's own.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pexpect
 import pytest
-
 from pkitools import pki_state, product_env, read_index, run_product
 from reference import reference_env
 
